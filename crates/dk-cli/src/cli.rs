@@ -1,0 +1,304 @@
+//! The command line, as clap derive types (also used to generate completions and the man page).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dk",
+    version,
+    about = "DataKit: run your data platform as code",
+    long_about = "DataKit (`dk`) checks data-platform manifests offline, draws the pipeline graph, plans \
+                  changes against real systems, applies them with state kept outside every target, runs \
+                  pipelines and tests the data.\n\nExit codes: 0 success, 1 error, 2 changes present \
+                  (--detailed-exitcode), 3 validation failed, 4 policy or approval gate failed, 5 state \
+                  locked, 6 drift detected, 8 tests failed.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate every manifest of a project (also spelled `dk validate`).
+    #[command(visible_alias = "validate")]
+    Lint(LintArgs),
+    /// Create a new project.
+    Init(InitArgs),
+    /// JSON Schemas of the manifest kinds.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Connectors (technology types).
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+    /// Stores (instances of connectors).
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// DataSets (data contracts).
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Transforms (compute between DataSets).
+    #[command(subcommand)]
+    Transform(TransformCommand),
+    /// Print one manifest: `dk show dataset/users`.
+    Show(ShowArgs),
+    /// List diagnostic codes, or explain one: `dk diagnostics E230`.
+    Diagnostics(DiagnosticsArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Write the man pages.
+    Man(ManArgs),
+}
+
+/// Where the project is: a directory inside it (default: the current directory).
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArg {
+    /// A directory inside the project (the root is the nearest ancestor with project.yaml).
+    #[arg(long = "project", short = 'C', value_name = "DIR", default_value = ".", env = "DK_PROJECT_DIR", global = true)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintOutput {
+    /// Snippets with help lines and a summary.
+    Human,
+    /// One line per diagnostic: file:line:col: severity[CODE]: message.
+    Short,
+    /// A JSON document (docs/lint.md).
+    Json,
+    /// SARIF 2.1.0 for code-scanning UIs.
+    Sarif,
+    /// JUnit XML for CI test reports.
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Project directory or a manifest file (default: the current directory).
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Treat warnings (unknown fields, missing triggers, …) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = LintOutput::Human)]
+    pub output: LintOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    /// Embedded DuckDB warehouse, local files, datasets with checks, a SQL transform and seed data.
+    Quickstart,
+    /// Only project.yaml, a dev environment and the directory layout.
+    Empty,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create the project in (default: the current directory).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// What to put in the project.
+    #[arg(long, value_enum, default_value_t = Template::Quickstart)]
+    pub template: Template,
+    /// Project name (default: the directory's name, made a valid name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write into a non-empty directory (existing files with the same names are replaced).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Write one `<kind>.schema.json` per kind into a directory.
+    Export {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Closed schemas (unknown fields are errors), as `dk lint --strict` checks.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Write connector/NAME.yaml.
+    Create {
+        name: String,
+        /// Technology: postgres, mysql, duckdb, sqlite, file, s3, kafka, nats, dataiku, snowflake, ...
+        #[arg(long = "type")]
+        type_: String,
+        /// Capabilities (default: source and destination).
+        #[arg(long = "capability", value_parser = ["source", "destination"])]
+        capabilities: Vec<String>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Write store/NAME.yaml.
+    Create {
+        name: String,
+        /// The Connector this store is an instance of.
+        #[arg(long)]
+        connector: String,
+        /// A connection setting, KEY=VALUE (repeatable). Numbers and booleans are typed.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A secret as KEY=VAR: written as `KEY: ${VAR}` (repeatable).
+        #[arg(long = "secret", value_name = "KEY=VAR")]
+        secrets: Vec<String>,
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListOutput {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocOutput {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Write dataset/NAME.yaml.
+    Create(DatasetCreateArgs),
+    /// List the project's DataSets.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t = ListOutput::Table)]
+        output: ListOutput,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Print one DataSet.
+    Show {
+        name: String,
+        #[arg(long, short = 'o', value_enum, default_value_t = DocOutput::Yaml)]
+        output: DocOutput,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("location").required(true).args(["table", "prefix", "topic"])))]
+pub struct DatasetCreateArgs {
+    pub name: String,
+    /// The Store it lives in.
+    #[arg(long)]
+    pub store: String,
+    /// `schema.table` in a database store.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Path prefix in an object or file store.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Stream topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// public, internal, confidential or restricted.
+    #[arg(long, value_parser = ["public", "internal", "confidential", "restricted"])]
+    pub classification: Option<String>,
+    /// parquet, csv, json, jsonl or avro.
+    #[arg(long, value_parser = ["parquet", "csv", "json", "jsonl", "avro"])]
+    pub format: Option<String>,
+    /// A column as NAME:TYPE (repeatable), e.g. `--column id:bigint`.
+    #[arg(long = "column", value_name = "NAME:TYPE")]
+    pub columns: Vec<String>,
+    /// One-line description.
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransformCommand {
+    /// Write transforms/NAME/dk.yaml (plus a query.sql or main.py starter for sql and python).
+    Create(TransformCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TransformCreateArgs {
+    pub name: String,
+    /// sql, dbt, sync, python, generic-go, generic-python (cloudquery = sync).
+    #[arg(long, value_parser = ["sql", "dbt", "sync", "python", "cloudquery", "generic-go", "generic-python"])]
+    pub runtime: String,
+    /// An input DataSet (repeatable).
+    #[arg(long = "input", required = true)]
+    pub inputs: Vec<String>,
+    /// An output DataSet (repeatable).
+    #[arg(long = "output", required = true)]
+    pub outputs: Vec<String>,
+    /// When it runs.
+    #[arg(long, value_parser = ["manual", "on-change", "schedule"], default_value = "manual")]
+    pub trigger: String,
+    /// Cron expression for `--trigger schedule`.
+    #[arg(long, required_if_eq("trigger", "schedule"))]
+    pub cron: Option<String>,
+    /// IANA timezone of the schedule.
+    #[arg(long, requires = "cron")]
+    pub timezone: Option<String>,
+    /// Materialization for sql transforms: view, table, incremental.
+    #[arg(long, value_parser = ["view", "table", "incremental"])]
+    pub materialized: Option<String>,
+    /// Container image (generic-go, generic-python).
+    #[arg(long)]
+    pub image: Option<String>,
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// KIND/NAME, e.g. `dataset/users`, `transform/daily-revenue`, `store/warehouse`.
+    pub address: String,
+    #[arg(long, short = 'o', value_enum, default_value_t = DocOutput::Yaml)]
+    pub output: DocOutput,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnosticsArgs {
+    /// A code to explain (E230); without it, every code is listed.
+    pub code: Option<String>,
+    /// Print the full reference as Markdown (the content of docs/diagnostics.md).
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write dk.1 and one page per subcommand into.
+    #[arg(long, default_value = "man")]
+    pub out: PathBuf,
+}

@@ -1,0 +1,54 @@
+//! `dk lint [PATH]`: load, validate, render.
+
+use std::path::Path;
+
+use dk_diagnostics::{render, Diagnostic, Severity, Summary};
+use dk_manifest::{loader, validate, ValidateOptions};
+
+use crate::cli::{LintArgs, LintOutput};
+use crate::exit::Exit;
+use crate::output;
+
+/// Loads and validates the project containing `path`; when `path` is a file, only its findings
+/// are kept. Returns the model and the diagnostics.
+pub fn check(path: &Path, strict: bool) -> anyhow::Result<(dk_manifest::ProjectModel, Vec<Diagnostic>)> {
+    let (root, is_project) = loader::find_root(path)?;
+    let model = if path.is_file() && !is_project {
+        // A loose file: that file alone.
+        let abs = std::fs::canonicalize(path)?;
+        loader::load_file(&abs)?
+    } else {
+        loader::load_root(&root, is_project)?
+    };
+    let mut diags = validate(&model, ValidateOptions { strict });
+    if path.is_file() && is_project {
+        let abs = std::fs::canonicalize(path)?;
+        let rel = abs.strip_prefix(&model.root).unwrap_or(&abs).to_string_lossy().replace('\\', "/");
+        diags.retain(|d| d.location.as_ref().is_some_and(|l| l.file.as_ref() == rel));
+    }
+    Ok((model, diags))
+}
+
+pub fn run(a: LintArgs) -> anyhow::Result<Exit> {
+    let (model, diags) = check(&a.path, a.strict)?;
+    let summary = Summary::of(&diags, model.files);
+    let text = match a.output {
+        LintOutput::Human => {
+            let mut s = render::human(&diags, &model.sources, render::HumanOptions { color: output::color_stdout(), width: output::width() });
+            let verdict = if summary.errors > 0 { "✗" } else { "✓" };
+            s.push_str(&format!("{verdict} {summary} ({} manifests in {})\n", model.docs.len(), model.root.display()));
+            s
+        }
+        LintOutput::Short => {
+            let mut s = render::short(&diags);
+            s.push_str(&format!("{summary}\n"));
+            s
+        }
+        LintOutput::Json => render::json(&diags, summary),
+        LintOutput::Sarif => render::sarif(&diags, env!("CARGO_PKG_VERSION")),
+        LintOutput::Junit => render::junit(&diags, &model.sources, "dk lint"),
+    };
+    print!("{text}");
+    let failed = diags.iter().any(|d| d.severity == Severity::Error);
+    Ok(if failed { Exit::Invalid } else { Exit::Ok })
+}

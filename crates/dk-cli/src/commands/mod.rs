@@ -1,0 +1,30 @@
+//! One module per command. `run` dispatches.
+
+mod init;
+mod lint;
+mod misc;
+mod scaffold;
+mod show;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Lint(a) => lint::run(a),
+        Command::Init(a) => init::run(a),
+        Command::Schema(c) => misc::schema(c),
+        Command::Connector(c) => scaffold::connector(c),
+        Command::Store(c) => scaffold::store(c),
+        Command::Dataset(c) => match c {
+            crate::cli::DatasetCommand::Create(a) => scaffold::dataset(a),
+            crate::cli::DatasetCommand::List { output, project } => show::dataset_list(output, &project),
+            crate::cli::DatasetCommand::Show { name, output, project } => show::show_named(dk_manifest::Kind::DataSet, &name, output, &project),
+        },
+        Command::Transform(crate::cli::TransformCommand::Create(a)) => scaffold::transform(a),
+        Command::Show(a) => show::show(a),
+        Command::Diagnostics(a) => misc::diagnostics(a),
+        Command::Completions(a) => misc::completions(a),
+        Command::Man(a) => misc::man(a),
+    }
+}

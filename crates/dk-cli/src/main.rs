@@ -1,0 +1,24 @@
+//! `dk` — DataKit: run a data platform as code.
+//!
+//! This crate is the edge: clap commands (`cli`), one module per command (`commands`), rendering to
+//! the terminal, and exit codes (`exit`). Libraries never print; this crate does.
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            output::print_error(&e);
+            exit::Exit::Error.into()
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! YAML text → `serde_json::Value` documents, each with a map from JSON pointer to source span
+//! (of the value and, for mapping entries, of the key). Built on saphyr's marked tree, so every
+//! node keeps its line and column; saphyr's markers count characters, converted here to bytes.
+
+use std::collections::HashMap;
+
+use dk_diagnostics::Span;
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use serde_json::{Map, Number, Value};
+
+/// Spans of one node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeSpans {
+    /// The mapping key that holds this node, if any.
+    pub key: Option<Span>,
+    /// The node itself.
+    pub value: Span,
+}
+
+/// JSON pointer (`/spec/inputs/0/dataset`) → spans. The empty pointer is the document.
+#[derive(Debug, Clone, Default)]
+pub struct SpanMap {
+    map: HashMap<String, NodeSpans>,
+}
+
+impl SpanMap {
+    pub fn get(&self, pointer: &str) -> Option<&NodeSpans> {
+        self.map.get(pointer)
+    }
+
+    /// The span of the value at `pointer`, or of its nearest existing ancestor.
+    pub fn value_or_parent(&self, pointer: &str) -> Span {
+        let mut p = pointer;
+        loop {
+            if let Some(s) = self.map.get(p) {
+                return s.value;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return Span::default(),
+            }
+        }
+    }
+
+    /// The span of the key at `pointer` if it is a mapping entry, else of the value (or parent).
+    pub fn key_or_value(&self, pointer: &str) -> Span {
+        match self.map.get(pointer) {
+            Some(NodeSpans { key: Some(k), .. }) => *k,
+            Some(s) => s.value,
+            None => self.value_or_parent(pointer),
+        }
+    }
+}
+
+/// One YAML document converted.
+#[derive(Debug, Clone)]
+pub struct YamlDoc {
+    pub value: Value,
+    pub spans: SpanMap,
+}
+
+/// A YAML syntax error with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub message: String,
+    pub span: Span,
+}
+
+/// Converts character indices (saphyr markers) to byte offsets.
+struct Offsets<'a> {
+    text: &'a str,
+    /// Byte offset of each char index, only when the text is not ASCII.
+    table: Option<Vec<usize>>,
+}
+
+impl<'a> Offsets<'a> {
+    fn new(text: &'a str) -> Self {
+        let table = if text.is_ascii() {
+            None
+        } else {
+            let mut t: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+            t.push(text.len());
+            Some(t)
+        };
+        Offsets { text, table }
+    }
+
+    fn byte(&self, char_index: usize) -> usize {
+        match &self.table {
+            None => char_index.min(self.text.len()),
+            Some(t) => t.get(char_index).copied().unwrap_or(self.text.len()),
+        }
+    }
+
+    fn span(&self, s: &saphyr_parser::Span) -> Span {
+        let start = self.byte(s.start.index());
+        let end = self.byte(s.end.index()).max(start);
+        Span { offset: start, len: end - start, line: s.start.line() as u32, column: s.start.col() as u32 + 1 }
+    }
+}
+
+/// Escapes one JSON pointer segment (RFC 6901).
+pub fn escape_pointer(seg: &str) -> String {
+    seg.replace('~', "~0").replace('/', "~1")
+}
+
+/// Parses every document of `text`.
+pub fn parse(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
+    let offsets = Offsets::new(text);
+    let docs = MarkedYaml::load_from_str(text).map_err(|e| {
+        let m = e.marker();
+        let at = offsets.byte(m.index());
+        YamlError {
+            message: e.info().to_string(),
+            span: Span { offset: at, len: 0, line: m.line() as u32, column: m.col() as u32 + 1 },
+        }
+    })?;
+    Ok(docs
+        .iter()
+        .map(|d| {
+            let mut spans = SpanMap::default();
+            let mut pointer = String::new();
+            let value = convert(d, &offsets, &mut pointer, None, &mut spans);
+            YamlDoc { value, spans }
+        })
+        .collect())
+}
+
+fn scalar_to_json(s: &Scalar<'_>) -> Value {
+    match s {
+        Scalar::Null => Value::Null,
+        Scalar::Boolean(b) => Value::Bool(*b),
+        Scalar::Integer(i) => Value::Number((*i).into()),
+        Scalar::FloatingPoint(f) => {
+            Number::from_f64(f.into_inner()).map(Value::Number).unwrap_or_else(|| Value::String(f.to_string()))
+        }
+        Scalar::String(s) => Value::String(s.to_string()),
+    }
+}
+
+fn key_string(node: &MarkedYaml<'_>) -> String {
+    match &node.data {
+        YamlData::Value(Scalar::String(s)) => s.to_string(),
+        YamlData::Value(Scalar::Null) => String::new(),
+        YamlData::Value(s) => match scalar_to_json(s) {
+            Value::String(s) => s,
+            v => v.to_string(),
+        },
+        YamlData::Representation(s, _, _) => s.to_string(),
+        YamlData::Tagged(_, inner) => key_string(inner),
+        _ => String::from("<complex key>"),
+    }
+}
+
+fn convert(
+    node: &MarkedYaml<'_>,
+    offsets: &Offsets<'_>,
+    pointer: &mut String,
+    key: Option<Span>,
+    spans: &mut SpanMap,
+) -> Value {
+    let value_span = offsets.span(&node.span);
+    spans.map.insert(pointer.clone(), NodeSpans { key, value: value_span });
+    match &node.data {
+        YamlData::Value(s) => scalar_to_json(s),
+        YamlData::Representation(s, _, _) => Value::String(s.to_string()),
+        YamlData::Sequence(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                out.push(convert(item, offsets, pointer, None, spans));
+                pointer.truncate(len);
+            }
+            Value::Array(out)
+        }
+        YamlData::Mapping(map) => {
+            let mut out = Map::with_capacity(map.len());
+            for (k, v) in map.iter() {
+                let name = key_string(k);
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&escape_pointer(&name));
+                let key_span = offsets.span(&k.span);
+                let value = convert(v, offsets, pointer, Some(key_span), spans);
+                pointer.truncate(len);
+                out.insert(name, value);
+            }
+            Value::Object(out)
+        }
+        YamlData::Tagged(_, inner) => convert(inner, offsets, pointer, key, spans),
+        YamlData::Alias(_) | YamlData::BadValue => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_point_at_keys_and_values() {
+        let text = "a: 1\nspec:\n  inputs:\n    - dataset: x\n";
+        let docs = parse(text).unwrap();
+        assert_eq!(docs.len(), 1);
+        let s = docs[0].spans.get("/spec/inputs/0/dataset").unwrap();
+        assert_eq!((s.value.line, s.value.column), (4, 16));
+        let k = s.key.unwrap();
+        assert_eq!((k.line, k.column), (4, 7));
+        assert_eq!(&text[k.offset..k.offset + k.len], "dataset");
+    }
+
+    #[test]
+    fn non_ascii_offsets_are_bytes() {
+        let text = "d: \"é\"\nname: zz\n";
+        let docs = parse(text).unwrap();
+        let s = docs[0].spans.get("/name").unwrap().value;
+        assert_eq!(&text[s.offset..s.offset + 2], "zz");
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(e.span.line >= 1);
+        assert!(!e.message.is_empty());
+    }
+
+    #[test]
+    fn multi_document() {
+        let docs = parse("a: 1\n---\nb: 2\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].value["b"], 2);
+    }
+}
