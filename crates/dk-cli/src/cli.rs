@@ -57,7 +57,14 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ProjectArg {
     /// A directory inside the project (the root is the nearest ancestor with project.yaml).
-    #[arg(long = "project", short = 'C', value_name = "DIR", default_value = ".", env = "DK_PROJECT_DIR", global = true)]
+    #[arg(
+        long = "project",
+        short = 'C',
+        value_name = "DIR",
+        default_value = ".",
+        env = "DK_PROJECT_DIR",
+        global = true
+    )]
     pub dir: PathBuf,
 }
 

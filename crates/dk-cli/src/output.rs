@@ -9,7 +9,10 @@ pub fn color_stdout() -> bool {
 
 /// Width for wrapped human output.
 pub fn width() -> usize {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100)
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
 }
 
 /// Prints a command error (with its cause chain) to stderr.

@@ -237,7 +237,12 @@ mod tests {
                 Severity::Warning => 'W',
                 Severity::Info => 'I',
             };
-            assert_eq!(letter, expected, "{} letter does not match its severity", c.id());
+            assert_eq!(
+                letter,
+                expected,
+                "{} letter does not match its severity",
+                c.id()
+            );
         }
     }
 

@@ -138,19 +138,30 @@ impl Diagnostic {
     }
 
     pub fn related(mut self, location: Location, message: impl Into<String>) -> Self {
-        self.related.push(Related { location, message: message.into() });
+        self.related.push(Related {
+            location,
+            message: message.into(),
+        });
         self
     }
 
     /// The help line: the producer's, else the first sentence of the code's explanation.
     pub fn effective_help(&self) -> String {
-        self.help.clone().unwrap_or_else(|| self.code.explanation().to_string())
+        self.help
+            .clone()
+            .unwrap_or_else(|| self.code.explanation().to_string())
     }
 
     /// Sort key giving a stable order: file, line, column, code.
     pub fn sort_key(&self) -> (Arc<str>, u32, u32, Code, String) {
         match &self.location {
-            Some(l) => (l.file.clone(), l.span.line, l.span.column, self.code, self.message.clone()),
+            Some(l) => (
+                l.file.clone(),
+                l.span.line,
+                l.span.column,
+                self.code,
+                self.message.clone(),
+            ),
             None => (Arc::from(""), 0, 0, self.code, self.message.clone()),
         }
     }
@@ -167,7 +178,10 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(diags: &[Diagnostic], files: usize) -> Self {
-        let mut s = Summary { files, ..Summary::default() };
+        let mut s = Summary {
+            files,
+            ..Summary::default()
+        };
         for d in diags {
             match d.severity {
                 Severity::Error => s.errors += 1,
@@ -241,7 +255,12 @@ pub fn span_from_offsets(text: &str, start: usize, end: usize) -> Span {
     let line = before.matches('\n').count() as u32 + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
     let column = text[line_start..start].chars().count() as u32 + 1;
-    Span { offset: start, len: end - start, line, column }
+    Span {
+        offset: start,
+        len: end - start,
+        line,
+        column,
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +278,9 @@ mod tests {
     #[test]
     fn summary_pluralises() {
         let d = vec![Diagnostic::new(Code::NameInvalid, "x")];
-        assert_eq!(Summary::of(&d, 1).to_string(), "1 error, 0 warnings, 0 notes in 1 file");
+        assert_eq!(
+            Summary::of(&d, 1).to_string(),
+            "1 error, 0 warnings, 0 notes in 1 file"
+        );
     }
 }

@@ -18,7 +18,10 @@ pub struct HumanOptions {
 
 impl Default for HumanOptions {
     fn default() -> Self {
-        HumanOptions { color: false, width: 100 }
+        HumanOptions {
+            color: false,
+            width: 100,
+        }
     }
 }
 
@@ -60,24 +63,33 @@ impl miette::Diagnostic for MietteView<'_> {
         })
     }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.help.as_ref().map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (span, text) = self.label.clone()?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(text, span))))
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(text, span),
+        )))
     }
     fn related<'b>(&'b self) -> Option<Box<dyn Iterator<Item = &'b dyn miette::Diagnostic> + 'b>> {
         if self.related.is_empty() {
             return None;
         }
-        Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
+        Some(Box::new(
+            self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+        ))
     }
 }
 
-fn source_and_span(sources: &Sources, loc: &Location) -> (Option<NamedSource<Arc<str>>>, Option<SourceSpan>) {
+fn source_and_span(
+    sources: &Sources,
+    loc: &Location,
+) -> (Option<NamedSource<Arc<str>>>, Option<SourceSpan>) {
     match sources.get(&loc.file) {
         Some(text) if loc.span.line > 0 => {
             let offset = loc.span.offset.min(text.len());
@@ -106,7 +118,11 @@ fn view<'a>(d: &Diagnostic, sources: &'a Sources) -> MietteView<'a> {
         .iter()
         .map(|r| {
             let (source, span) = source_and_span(sources, &r.location);
-            let message = if source.is_some() { r.message.clone() } else { format!("{}: {}", r.location, r.message) };
+            let message = if source.is_some() {
+                r.message.clone()
+            } else {
+                format!("{}: {}", r.location, r.message)
+            };
             MietteView {
                 message,
                 code: None,
@@ -124,7 +140,12 @@ fn view<'a>(d: &Diagnostic, sources: &'a Sources) -> MietteView<'a> {
         code: Some(d.code),
         severity: d.severity,
         help: Some(d.effective_help()),
-        label: span.map(|s| (s, Some(d.label.clone().unwrap_or_else(|| "here".to_string())))),
+        label: span.map(|s| {
+            (
+                s,
+                Some(d.label.clone().unwrap_or_else(|| "here".to_string())),
+            )
+        }),
         source,
         related,
         _sources: sources,
@@ -133,8 +154,14 @@ fn view<'a>(d: &Diagnostic, sources: &'a Sources) -> MietteView<'a> {
 
 /// Human output: one miette report per diagnostic, then nothing else (the caller adds the summary).
 pub fn human(diags: &[Diagnostic], sources: &Sources, opts: HumanOptions) -> String {
-    let theme = if opts.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(opts.width).with_links(false);
+    let theme = if opts.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(opts.width)
+        .with_links(false);
     let mut out = String::new();
     for d in diags {
         let v = view(d, sources);
@@ -298,11 +325,18 @@ pub fn junit(diags: &[Diagnostic], sources: &Sources, suite_name: &str) -> Strin
         by_file.entry(p.to_string()).or_default();
     }
     for d in diags {
-        let f = d.location.as_ref().map(|l| l.file.to_string()).unwrap_or_else(|| "(project)".to_string());
+        let f = d
+            .location
+            .as_ref()
+            .map(|l| l.file.to_string())
+            .unwrap_or_else(|| "(project)".to_string());
         by_file.entry(f).or_default().push(d);
     }
     let total_tests: usize = by_file.values().map(|v| v.len().max(1)).sum();
-    let total_failures = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let total_failures = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\">\n",
@@ -319,15 +353,29 @@ pub fn junit(diags: &[Diagnostic], sources: &Sources, suite_name: &str) -> Strin
             failures
         ));
         if ds.is_empty() {
-            out.push_str(&format!("    <testcase name=\"lint\" classname=\"{}\"/>\n", xml_escape(file)));
+            out.push_str(&format!(
+                "    <testcase name=\"lint\" classname=\"{}\"/>\n",
+                xml_escape(file)
+            ));
         }
         for d in ds {
-            let pos = d.location.as_ref().map(|l| format!(" {}:{}", l.span.line, l.span.column)).unwrap_or_default();
+            let pos = d
+                .location
+                .as_ref()
+                .map(|l| format!(" {}:{}", l.span.line, l.span.column))
+                .unwrap_or_default();
             let name = format!("{}{} {}", d.code, pos, d.code.title());
-            out.push_str(&format!("    <testcase name=\"{}\" classname=\"{}\">\n", xml_escape(&name), xml_escape(file)));
+            out.push_str(&format!(
+                "    <testcase name=\"{}\" classname=\"{}\">\n",
+                xml_escape(&name),
+                xml_escape(file)
+            ));
             let body = format!(
                 "{}{}\nhelp: {}",
-                d.location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default(),
+                d.location
+                    .as_ref()
+                    .map(|l| format!("{l}: "))
+                    .unwrap_or_default(),
                 d.message,
                 d.effective_help()
             );
@@ -339,7 +387,11 @@ pub fn junit(diags: &[Diagnostic], sources: &Sources, suite_name: &str) -> Strin
                     xml_escape(&body)
                 ));
             } else {
-                out.push_str(&format!("      <system-out>{}: {}</system-out>\n", d.severity, xml_escape(&body)));
+                out.push_str(&format!(
+                    "      <system-out>{}: {}</system-out>\n",
+                    d.severity,
+                    xml_escape(&body)
+                ));
             }
             out.push_str("    </testcase>\n");
         }
@@ -359,7 +411,10 @@ mod tests {
         let mut sources = Sources::new();
         sources.insert(Arc::from("dk.yaml"), text.clone());
         let d = Diagnostic::new(Code::NameInvalid, "metadata.name is required")
-            .at(Location::new(Arc::from("dk.yaml"), span_from_offsets(&text, 34, 36)))
+            .at(Location::new(
+                Arc::from("dk.yaml"),
+                span_from_offsets(&text, 34, 36),
+            ))
             .label("empty name");
         (vec![d], sources)
     }
@@ -389,6 +444,9 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&sarif(&d, "0.1.0")).unwrap();
         assert_eq!(v["version"], "2.1.0");
         assert_eq!(v["runs"][0]["results"][0]["ruleId"], "E001");
-        assert_eq!(v["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"], 3);
+        assert_eq!(
+            v["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+            3
+        );
     }
 }

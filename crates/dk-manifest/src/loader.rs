@@ -91,14 +91,30 @@ pub struct ProjectModel {
 }
 
 impl ProjectModel {
+    /// An empty model rooted at `root` (documents are added with `add_text`).
+    pub fn empty(root: PathBuf, is_project: bool) -> Self {
+        ProjectModel {
+            root,
+            is_project,
+            ..ProjectModel::default()
+        }
+    }
+
     /// The first document of `kind` named `name`.
     pub fn get(&self, kind: Kind, name: &str) -> Option<&Document> {
-        self.index.get(&(kind, name.to_string())).and_then(|v| v.first()).map(|&i| &self.docs[i])
+        self.index
+            .get(&(kind, name.to_string()))
+            .and_then(|v| v.first())
+            .map(|&i| &self.docs[i])
     }
 
     /// All documents of `kind` named `name` (more than one is E050).
     pub fn all_named(&self, kind: Kind, name: &str) -> impl Iterator<Item = &Document> {
-        self.index.get(&(kind, name.to_string())).into_iter().flatten().map(|&i| &self.docs[i])
+        self.index
+            .get(&(kind, name.to_string()))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.docs[i])
     }
 
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Document> {
@@ -107,7 +123,11 @@ impl ProjectModel {
 
     /// Names of every document of a kind (for suggestions).
     pub fn names(&self, kind: Kind) -> Vec<&str> {
-        let mut v: Vec<&str> = self.of_kind(kind).map(|d| d.name.as_str()).filter(|n| !n.is_empty()).collect();
+        let mut v: Vec<&str> = self
+            .of_kind(kind)
+            .map(|d| d.name.as_str())
+            .filter(|n| !n.is_empty())
+            .collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -124,7 +144,10 @@ impl ProjectModel {
     fn reindex(&mut self) {
         self.index.clear();
         for (i, d) in self.docs.iter().enumerate() {
-            self.index.entry((d.kind, d.name.clone())).or_default().push(i);
+            self.index
+                .entry((d.kind, d.name.clone()))
+                .or_default()
+                .push(i);
         }
     }
 
@@ -162,7 +185,10 @@ fn project_file_in(dir: &Path) -> Option<PathBuf> {
         let p = dir.join(name);
         if let Ok(text) = fs::read_to_string(&p) {
             if let Ok(docs) = yaml::parse(&text) {
-                if docs.iter().any(|d| d.value.get("kind").and_then(Value::as_str) == Some("Project")) {
+                if docs
+                    .iter()
+                    .any(|d| d.value.get("kind").and_then(Value::as_str) == Some("Project"))
+                {
                     return Some(p);
                 }
             }
@@ -175,8 +201,15 @@ fn project_file_in(dir: &Path) -> Option<PathBuf> {
 /// `project.yaml` of kind Project. Returns `(root, is_project)`; when none is found the root is
 /// `start` itself (or its directory).
 pub fn find_root(start: &Path) -> Result<(PathBuf, bool), LoadError> {
-    let abs = fs::canonicalize(start).map_err(|source| LoadError::Io { path: start.to_path_buf(), source })?;
-    let dir = if abs.is_file() { abs.parent().map(Path::to_path_buf).unwrap_or(abs.clone()) } else { abs.clone() };
+    let abs = fs::canonicalize(start).map_err(|source| LoadError::Io {
+        path: start.to_path_buf(),
+        source,
+    })?;
+    let dir = if abs.is_file() {
+        abs.parent().map(Path::to_path_buf).unwrap_or(abs.clone())
+    } else {
+        abs.clone()
+    };
     let mut cur = Some(dir.as_path());
     while let Some(d) = cur {
         if project_file_in(d).is_some() {
@@ -189,18 +222,29 @@ pub fn find_root(start: &Path) -> Result<(PathBuf, bool), LoadError> {
 
 fn display_path(root: &Path, path: &Path) -> Arc<str> {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    let s: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let s: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
     Arc::from(s.join("/"))
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml") | Some("yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml") | Some("yml")
+    )
 }
 
 /// Reads the exclude globs of the root's Project manifest.
 fn excludes(root: &Path) -> Result<Option<globset::GlobSet>, LoadError> {
-    let Some(p) = project_file_in(root) else { return Ok(None) };
-    let text = fs::read_to_string(&p).map_err(|source| LoadError::Io { path: p.clone(), source })?;
+    let Some(p) = project_file_in(root) else {
+        return Ok(None);
+    };
+    let text = fs::read_to_string(&p).map_err(|source| LoadError::Io {
+        path: p.clone(),
+        source,
+    })?;
     let docs = yaml::parse(&text).unwrap_or_default();
     let mut b = globset::GlobSetBuilder::new();
     let mut any = false;
@@ -209,7 +253,8 @@ fn excludes(root: &Path) -> Result<Option<globset::GlobSet>, LoadError> {
             for pat in list.iter().filter_map(Value::as_str) {
                 let pat = pat.trim_end_matches('/');
                 for variant in [pat.to_string(), format!("{pat}/**")] {
-                    let g = globset::Glob::new(&variant).map_err(|e| LoadError::BadExclude(p.clone(), e.to_string()))?;
+                    let g = globset::Glob::new(&variant)
+                        .map_err(|e| LoadError::BadExclude(p.clone(), e.to_string()))?;
                     b.add(g);
                 }
                 any = true;
@@ -219,20 +264,27 @@ fn excludes(root: &Path) -> Result<Option<globset::GlobSet>, LoadError> {
     if !any {
         return Ok(None);
     }
-    b.build().map(Some).map_err(|e| LoadError::BadExclude(p, e.to_string()))
+    b.build()
+        .map(Some)
+        .map_err(|e| LoadError::BadExclude(p, e.to_string()))
 }
 
 /// Lists the YAML files under `root` that the loader reads, sorted.
 pub fn yaml_files(root: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let excl = excludes(root)?;
     let mut files = Vec::new();
-    let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
     for entry in walker.filter_entry(|e| {
         if e.depth() == 0 {
             return true;
         }
         let name = e.file_name().to_string_lossy();
-        if e.file_type().is_dir() && (SKIPPED_DIRS.contains(&name.as_ref()) || name.starts_with('.')) {
+        if e.file_type().is_dir()
+            && (SKIPPED_DIRS.contains(&name.as_ref()) || name.starts_with('.'))
+        {
             return false;
         }
         match &excl {
@@ -244,8 +296,13 @@ pub fn yaml_files(root: &Path) -> Result<Vec<PathBuf>, LoadError> {
         }
     }) {
         let entry = entry.map_err(|e| LoadError::Io {
-            path: e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf()),
-            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")),
+            path: e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.to_path_buf()),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("walk error")),
         })?;
         if entry.file_type().is_file() && is_yaml(entry.path()) {
             files.push(entry.into_path());
@@ -268,7 +325,9 @@ fn looks_legacy(path: &Path, value: &Value) -> bool {
     match value {
         Value::Array(items) => {
             name.starts_with("bindings")
-                || items.iter().any(|i| i.get("dataset").is_some() && i.get("type").is_some())
+                || items
+                    .iter()
+                    .any(|i| i.get("dataset").is_some() && i.get("type").is_some())
         }
         _ => false,
     }
@@ -276,7 +335,12 @@ fn looks_legacy(path: &Path, value: &Value) -> bool {
 
 fn read_one(root: &Path, path: &Path) -> FileResult {
     let display = display_path(root, path);
-    let mut res = FileResult { display: display.clone(), text: None, docs: Vec::new(), diagnostics: Vec::new() };
+    let mut res = FileResult {
+        display: display.clone(),
+        text: None,
+        docs: Vec::new(),
+        diagnostics: Vec::new(),
+    };
     let here = |span: Span| Location::new(display.clone(), span);
     let bytes = match fs::read(path) {
         Ok(b) => b,
@@ -296,9 +360,12 @@ fn read_one(root: &Path, path: &Path) -> FileResult {
             let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
             let span = dk_diagnostics::span_from_offsets(&valid, at, at);
             res.diagnostics.push(
-                Diagnostic::new(Code::NotUtf8, format!("{display} is not valid UTF-8 (invalid byte at offset {at})"))
-                    .at(here(span))
-                    .help("re-save the file as UTF-8"),
+                Diagnostic::new(
+                    Code::NotUtf8,
+                    format!("{display} is not valid UTF-8 (invalid byte at offset {at})"),
+                )
+                .at(here(span))
+                .help("re-save the file as UTF-8"),
             );
             return res;
         }
@@ -308,14 +375,24 @@ fn read_one(root: &Path, path: &Path) -> FileResult {
 
 /// Parses the decoded text of one file: documents with our apiVersion, and file-level findings.
 fn parse_file_text(display: Arc<str>, path: &Path, text: &str) -> FileResult {
-    let mut res = FileResult { display: display.clone(), text: None, docs: Vec::new(), diagnostics: Vec::new() };
+    let mut res = FileResult {
+        display: display.clone(),
+        text: None,
+        docs: Vec::new(),
+        diagnostics: Vec::new(),
+    };
     let here = |span: Span| Location::new(display.clone(), span);
     let text: Arc<str> = Arc::from(text.strip_prefix('\u{feff}').unwrap_or(text));
     res.text = Some(text.clone());
     if text.trim().is_empty() {
         res.diagnostics.push(
             Diagnostic::new(Code::EmptyFile, format!("{display} is empty"))
-                .at(here(Span { offset: 0, len: 0, line: 1, column: 1 }))
+                .at(here(Span {
+                    offset: 0,
+                    len: 0,
+                    line: 1,
+                    column: 1,
+                }))
                 .help("delete the file or add a manifest to it"),
         );
         return res;
@@ -338,9 +415,15 @@ fn parse_file_text(display: Arc<str>, path: &Path, text: &str) -> FileResult {
             Some(API_VERSION) => {}
             Some(a) if a.starts_with(API_GROUP) => {
                 res.diagnostics.push(
-                    Diagnostic::new(Code::UnsupportedApiVersion, format!("apiVersion {a} is not supported; this document is skipped"))
-                        .at(Location::new(display.clone(), d.spans.value_or_parent("/apiVersion")))
-                        .help(format!("use `apiVersion: {API_VERSION}`")),
+                    Diagnostic::new(
+                        Code::UnsupportedApiVersion,
+                        format!("apiVersion {a} is not supported; this document is skipped"),
+                    )
+                    .at(Location::new(
+                        display.clone(),
+                        d.spans.value_or_parent("/apiVersion"),
+                    ))
+                    .help(format!("use `apiVersion: {API_VERSION}`")),
                 );
                 continue;
             }
@@ -368,7 +451,10 @@ fn parse_file_text(display: Arc<str>, path: &Path, text: &str) -> FileResult {
             Some(k) => match Kind::parse(k) {
                 Some(kind) => kind,
                 None => {
-                    let legacy = matches!(k, "Pipeline" | "Source" | "Destination" | "Model" | "Binding" | "Asset");
+                    let legacy = matches!(
+                        k,
+                        "Pipeline" | "Source" | "Destination" | "Model" | "Binding" | "Asset"
+                    );
                     let help = if legacy {
                         format!("`{k}` is a legacy DataKit kind: the pipeline graph now emerges from Transform inputs and outputs; delete this file or convert it")
                     } else {
@@ -387,7 +473,12 @@ fn parse_file_text(display: Arc<str>, path: &Path, text: &str) -> FileResult {
                 }
             },
         };
-        let name = d.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = d
+            .value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut doc = Document {
             file: display.clone(),
             path: path.to_path_buf(),
@@ -399,12 +490,17 @@ fn parse_file_text(display: Arc<str>, path: &Path, text: &str) -> FileResult {
             manifest: None,
         };
         let structural = crate::schema::validate_structure(&doc);
-        let broken = structural.iter().any(|d| d.code == Code::WrongType || d.code == Code::InvalidValue);
+        let broken = structural
+            .iter()
+            .any(|d| d.code == Code::WrongType || d.code == Code::InvalidValue);
         match Manifest::from_value(kind, &doc.value) {
             Ok(m) => doc.manifest = Some(m),
             Err((pointer, message)) if !broken => res.diagnostics.push(
-                Diagnostic::new(Code::WrongType, format!("`{}`: {message}", crate::schema::display_field(&pointer)))
-                    .at(doc.loc(&pointer)),
+                Diagnostic::new(
+                    Code::WrongType,
+                    format!("`{}`: {message}", crate::schema::display_field(&pointer)),
+                )
+                .at(doc.loc(&pointer)),
             ),
             Err(_) => {}
         }
@@ -424,7 +520,12 @@ pub fn load(path: &Path) -> Result<ProjectModel, LoadError> {
 pub fn load_root(root: &Path, is_project: bool) -> Result<ProjectModel, LoadError> {
     let files = yaml_files(root)?;
     let results: Vec<FileResult> = files.par_iter().map(|p| read_one(root, p)).collect();
-    let mut model = ProjectModel { root: root.to_path_buf(), is_project, files: results.len(), ..ProjectModel::default() };
+    let mut model = ProjectModel {
+        root: root.to_path_buf(),
+        is_project,
+        files: results.len(),
+        ..ProjectModel::default()
+    };
     for r in results {
         model.absorb(r);
     }
@@ -435,7 +536,12 @@ pub fn load_root(root: &Path, is_project: bool) -> Result<ProjectModel, LoadErro
 /// Loads one file on its own (loose mode, root = its directory).
 pub fn load_file(path: &Path) -> Result<ProjectModel, LoadError> {
     let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut model = ProjectModel { root: root.clone(), is_project: false, files: 1, ..ProjectModel::default() };
+    let mut model = ProjectModel {
+        root: root.clone(),
+        is_project: false,
+        files: 1,
+        ..ProjectModel::default()
+    };
     model.absorb(read_one(&root, path));
     model.reindex();
     Ok(model)
@@ -456,7 +562,8 @@ impl ProjectModel {
     pub fn add_text(&mut self, path: &Path, text: &str) -> Arc<str> {
         let display = display_path(&self.root, path);
         self.docs.retain(|d| d.file != display);
-        self.diagnostics.retain(|d| d.location.as_ref().is_none_or(|l| l.file != display));
+        self.diagnostics
+            .retain(|d| d.location.as_ref().is_none_or(|l| l.file != display));
         let r = parse_file_text(display.clone(), path, text);
         self.files += 1;
         self.absorb(r);
@@ -471,7 +578,11 @@ pub fn load_str(display: &str, text: &str) -> ProjectModel {
     let display: Arc<str> = Arc::from(display);
     let path = PathBuf::from(display.as_ref());
     let r = parse_file_text(display.clone(), &path, text);
-    let mut model = ProjectModel { root: PathBuf::from("."), files: 1, ..ProjectModel::default() };
+    let mut model = ProjectModel {
+        root: PathBuf::from("."),
+        files: 1,
+        ..ProjectModel::default()
+    };
     if let Some(t) = r.text {
         model.sources.insert(display, t);
     }

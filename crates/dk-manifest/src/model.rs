@@ -16,7 +16,9 @@ pub const API_VERSION: &str = "datakit.infoblox.dev/v1alpha1";
 pub const API_GROUP: &str = "datakit.infoblox.dev";
 
 /// The kinds dk knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum Kind {
     Project,
     Connector,
@@ -60,7 +62,10 @@ impl Kind {
 
     /// Parses the lower-case spelling used on the command line (`dataset`, `transform`, ...).
     pub fn parse_cli(s: &str) -> Option<Kind> {
-        Kind::ALL.iter().copied().find(|k| k.as_str().eq_ignore_ascii_case(s))
+        Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
     }
 
     /// `dataset`, `transform`, ...: the spelling used in `dk show KIND/NAME` and selectors.
@@ -117,7 +122,10 @@ impl<S: Default> Resource<S> {
         Resource {
             api_version: API_VERSION.to_string(),
             kind: kind.as_str().to_string(),
-            metadata: Metadata { name: name.to_string(), ..Metadata::default() },
+            metadata: Metadata {
+                name: name.to_string(),
+                ..Metadata::default()
+            },
             spec,
         }
     }
@@ -882,7 +890,10 @@ mod tests {
 
     #[test]
     fn path_to_pointer_handles_indexes() {
-        assert_eq!(path_to_pointer("spec.inputs[0].dataset"), "/spec/inputs/0/dataset");
+        assert_eq!(
+            path_to_pointer("spec.inputs[0].dataset"),
+            "/spec/inputs/0/dataset"
+        );
         assert_eq!(path_to_pointer("."), "");
     }
 }

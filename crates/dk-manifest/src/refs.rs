@@ -13,10 +13,17 @@ pub fn resolve<'m>(model: &'m ProjectModel, r: &DataSetRef) -> Vec<&'m Document>
     if r.tags.is_empty() {
         return Vec::new();
     }
-    let req = r.version.as_deref().and_then(|v| semver::VersionReq::parse(v).ok());
+    let req = r
+        .version
+        .as_deref()
+        .and_then(|v| semver::VersionReq::parse(v).ok());
     let mut out: Vec<&Document> = model
         .datasets()
-        .filter(|(_, ds)| r.tags.iter().all(|(k, v)| ds.metadata.labels.get(k) == Some(v)))
+        .filter(|(_, ds)| {
+            r.tags
+                .iter()
+                .all(|(k, v)| ds.metadata.labels.get(k) == Some(v))
+        })
         .filter(|(_, ds)| match &req {
             None => true,
             Some(req) => ds
@@ -39,7 +46,10 @@ pub fn names(model: &ProjectModel, r: &DataSetRef) -> Vec<String> {
     match &r.dataset {
         Some(n) if !n.is_empty() => vec![n.clone()],
         Some(_) => Vec::new(),
-        None => resolve(model, r).into_iter().map(|d| d.name.clone()).collect(),
+        None => resolve(model, r)
+            .into_iter()
+            .map(|d| d.name.clone())
+            .collect(),
     }
 }
 

@@ -24,11 +24,17 @@ pub const SCHEMA_ID_BASE: &str = "https://datakit.infoblox.dev/schemas/v1alpha1"
 fn generate<T: JsonSchema>(kind: Kind) -> Value {
     let mut v = schemars::schema_for!(T).to_value();
     if let Some(o) = v.as_object_mut() {
-        o.insert("$id".into(), json!(format!("{SCHEMA_ID_BASE}/{}.schema.json", kind.cli_name())));
+        o.insert(
+            "$id".into(),
+            json!(format!("{SCHEMA_ID_BASE}/{}.schema.json", kind.cli_name())),
+        );
         o.insert("title".into(), json!(kind.as_str()));
         o.insert(
             "description".into(),
-            json!(format!("dk {} manifest ({API_VERSION}). Generated from the dk types; do not edit.", kind.as_str())),
+            json!(format!(
+                "dk {} manifest ({API_VERSION}). Generated from the dk types; do not edit.",
+                kind.as_str()
+            )),
         );
         if let Some(props) = o.get_mut("properties").and_then(Value::as_object_mut) {
             props.insert("apiVersion".into(), json!({"const": API_VERSION}));
@@ -120,8 +126,15 @@ fn schema_at<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
     for seg in pointer.split('/').skip(1) {
         let seg = seg.replace("~1", "/").replace("~0", "~");
         node = deref(root, node);
-        if let Some(alts) = node.get("anyOf").or_else(|| node.get("oneOf")).and_then(Value::as_array) {
-            node = alts.iter().map(|a| deref(root, a)).find(|a| a.get("properties").is_some() || a.get("items").is_some())?;
+        if let Some(alts) = node
+            .get("anyOf")
+            .or_else(|| node.get("oneOf"))
+            .and_then(Value::as_array)
+        {
+            node = alts
+                .iter()
+                .map(|a| deref(root, a))
+                .find(|a| a.get("properties").is_some() || a.get("items").is_some())?;
         }
         node = if let Some(p) = node.get("properties").and_then(|p| p.get(&seg)) {
             p
@@ -137,12 +150,25 @@ fn schema_at<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
 }
 
 fn known_fields(root: &Value, pointer: &str) -> Vec<String> {
-    let Some(node) = schema_at(root, pointer) else { return Vec::new() };
-    let node = match node.get("anyOf").or_else(|| node.get("oneOf")).and_then(Value::as_array) {
-        Some(alts) => alts.iter().map(|a| deref(root, a)).find(|a| a.get("properties").is_some()).unwrap_or(node),
+    let Some(node) = schema_at(root, pointer) else {
+        return Vec::new();
+    };
+    let node = match node
+        .get("anyOf")
+        .or_else(|| node.get("oneOf"))
+        .and_then(Value::as_array)
+    {
+        Some(alts) => alts
+            .iter()
+            .map(|a| deref(root, a))
+            .find(|a| a.get("properties").is_some())
+            .unwrap_or(node),
         None => node,
     };
-    node.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default()
+    node.get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 fn json_type_name(v: &Value) -> &'static str {
@@ -172,7 +198,11 @@ fn type_kind_name(k: &TypeKind) -> String {
     match k {
         TypeKind::Single(t) => one(t).to_string(),
         TypeKind::Multiple(set) => {
-            let v: Vec<&str> = set.iter().filter(|t| !matches!(t, jsonschema::JsonType::Null)).map(|t| one(&t)).collect();
+            let v: Vec<&str> = set
+                .iter()
+                .filter(|t| !matches!(t, jsonschema::JsonType::Null))
+                .map(|t| one(&t))
+                .collect();
             v.join(" or ")
         }
     }
@@ -194,9 +224,12 @@ pub fn validate_structure(doc: &Document) -> Vec<Diagnostic> {
                 for key in unexpected {
                     let p = format!("{pointer}/{}", crate::yaml::escape_pointer(key));
                     let field = display_field(&p);
-                    let mut d = Diagnostic::new(Code::UnknownField, format!("unknown field `{field}` in {}", doc.kind))
-                        .at(doc.key_loc(&p))
-                        .label("not a field of this kind");
+                    let mut d = Diagnostic::new(
+                        Code::UnknownField,
+                        format!("unknown field `{field}` in {}", doc.kind),
+                    )
+                    .at(doc.key_loc(&p))
+                    .label("not a field of this kind");
                     d = match suggest::closest(key, known.iter().map(String::as_str)) {
                         Some(s) => d.help(format!("did you mean `{s}`? (unknown fields are ignored; `--strict` makes this an error)")),
                         None => d.help(format!(
@@ -211,13 +244,19 @@ pub fn validate_structure(doc: &Document) -> Vec<Diagnostic> {
                 let actual = doc.value.pointer(&pointer).unwrap_or(&Value::Null);
                 let expected = type_kind_name(kind);
                 let mut help = format!("`{}` must be {expected}", display_field(&pointer));
-                if expected.contains("string") && matches!(actual, Value::Number(_) | Value::Bool(_)) {
+                if expected.contains("string")
+                    && matches!(actual, Value::Number(_) | Value::Bool(_))
+                {
                     help.push_str(&format!("; quote the value: \"{actual}\""));
                 }
                 out.push(
                     Diagnostic::new(
                         Code::WrongType,
-                        format!("`{}` is {}, expected {expected}", display_field(&pointer), json_type_name(actual)),
+                        format!(
+                            "`{}` is {}, expected {expected}",
+                            display_field(&pointer),
+                            json_type_name(actual)
+                        ),
                     )
                     .at(doc.loc(&pointer))
                     .label(format!("expected {expected}"))
@@ -233,8 +272,11 @@ pub fn validate_structure(doc: &Document) -> Vec<Diagnostic> {
             }
             _ => {
                 out.push(
-                    Diagnostic::new(Code::InvalidValue, format!("`{}`: {}", display_field(&pointer), err.masked()))
-                        .at(doc.loc(&pointer)),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("`{}`: {}", display_field(&pointer), err.masked()),
+                    )
+                    .at(doc.loc(&pointer)),
                 );
             }
         }
@@ -280,7 +322,10 @@ mod tests {
 
     #[test]
     fn display_field_formats_indexes() {
-        assert_eq!(display_field("/spec/inputs/0/dataset"), "spec.inputs[0].dataset");
+        assert_eq!(
+            display_field("/spec/inputs/0/dataset"),
+            "spec.inputs[0].dataset"
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ mod tests {
 
     #[test]
     fn finds_typos() {
-        assert_eq!(closest("raw-event", ["raw-events", "orders"]), Some("raw-events"));
+        assert_eq!(
+            closest("raw-event", ["raw-events", "orders"]),
+            Some("raw-events")
+        );
         assert_eq!(closest("runtim", ["runtime", "mode"]), Some("runtime"));
         assert_eq!(closest("zzz", ["raw-events"]), None);
     }

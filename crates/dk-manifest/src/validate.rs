@@ -46,13 +46,23 @@ pub fn sanitize_name(s: &str) -> String {
     let mut out: String = s
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }
     let out = out.trim_matches('-').to_string();
-    let out = if out.starts_with(|c: char| c.is_ascii_digit()) { format!("x-{out}") } else { out };
+    let out = if out.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("x-{out}")
+    } else {
+        out
+    };
     out.chars().take(63).collect()
 }
 
@@ -64,23 +74,62 @@ pub fn has_var_ref(s: &str) -> bool {
 /// Is a connection/secret key a credential by its name?
 pub fn is_credential_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace(['-', '_'], "");
-    ["password", "passwd", "secret", "token", "apikey", "privatekey", "credential", "accesskey", "passphrase", "sessionkey"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "privatekey",
+        "credential",
+        "accesskey",
+        "passphrase",
+        "sessionkey",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
-pub const RUNTIMES: &[&str] = &["sql", "dbt", "sync", "python", "cloudquery", "generic-go", "generic-python"];
+pub const RUNTIMES: &[&str] = &[
+    "sql",
+    "dbt",
+    "sync",
+    "python",
+    "cloudquery",
+    "generic-go",
+    "generic-python",
+];
 pub const MODES: &[&str] = &["batch", "streaming"];
 pub const CLASSIFICATIONS: &[&str] = &["public", "internal", "confidential", "restricted"];
 pub const FORMATS: &[&str] = &["parquet", "csv", "json", "jsonl", "avro"];
 pub const TRIGGER_POLICIES: &[&str] = &["schedule", "on-change", "manual", "composite"];
 pub const MATERIALIZATIONS: &[&str] = &["view", "table", "incremental"];
 pub const TIERS: &[&str] = &["dev", "stage", "prod"];
-pub const CHECKS: &[&str] =
-    &["not_null", "unique", "accepted_values", "relationships", "range", "regex", "row_count", "freshness", "expression"];
+pub const CHECKS: &[&str] = &[
+    "not_null",
+    "unique",
+    "accepted_values",
+    "relationships",
+    "range",
+    "regex",
+    "row_count",
+    "freshness",
+    "expression",
+];
 /// Connector types dk has (or will have) providers for; others get a note.
 pub const KNOWN_CONNECTOR_TYPES: &[&str] = &[
-    "postgres", "postgresql", "mysql", "mariadb", "duckdb", "sqlite", "file", "s3", "kafka", "nats", "dataiku", "snowflake",
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "duckdb",
+    "sqlite",
+    "file",
+    "s3",
+    "kafka",
+    "nats",
+    "dataiku",
+    "snowflake",
 ];
 
 /// Parses a logical column type; `None` when it is not one.
@@ -100,7 +149,13 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn push(&mut self, code: Code, pointer: &str, message: impl Into<String>, help: Option<String>) {
+    fn push(
+        &mut self,
+        code: Code,
+        pointer: &str,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
         let mut d = Diagnostic::new(code, message).at(self.doc.loc(pointer));
         if let Some(h) = help {
             d = d.help(h);
@@ -109,7 +164,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// Location for a missing field: the parent mapping's key (e.g. `spec:`), else the document.
-    fn missing(&mut self, code: Code, pointer: &str, message: impl Into<String>, help: Option<String>) {
+    fn missing(
+        &mut self,
+        code: Code,
+        pointer: &str,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
         let parent = pointer.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
         let loc = if self.doc.spans.get(pointer).is_some() {
             self.doc.loc(pointer)
@@ -131,7 +192,15 @@ impl<'a> Ctx<'a> {
                 Some(s) => format!("did you mean `{s}`? allowed: {}", allowed.join(", ")),
                 None => format!("allowed: {}", allowed.join(", ")),
             };
-            self.push(Code::InvalidEnum, pointer, format!("{field} must be one of {} (got \"{value}\")", allowed.join(", ")), Some(help));
+            self.push(
+                Code::InvalidEnum,
+                pointer,
+                format!(
+                    "{field} must be one of {} (got \"{value}\")",
+                    allowed.join(", ")
+                ),
+                Some(help),
+            );
         }
     }
 
@@ -175,7 +244,10 @@ impl<'a> Ctx<'a> {
                 Code::SqlFileMissing,
                 pointer,
                 format!("{field} names {rel}, which does not exist next to the manifest"),
-                Some(format!("create {} or fix the path (relative to {})", rel, self.doc.file)),
+                Some(format!(
+                    "create {} or fix the path (relative to {})",
+                    rel, self.doc.file
+                )),
             );
         }
     }
@@ -183,7 +255,12 @@ impl<'a> Ctx<'a> {
 
 fn check_metadata(c: &mut Ctx<'_>, m: &Metadata) {
     if m.name.is_empty() {
-        c.missing(Code::NameInvalid, "/metadata/name", "metadata.name is required", Some("add `metadata: {name: my-name}`".into()));
+        c.missing(
+            Code::NameInvalid,
+            "/metadata/name",
+            "metadata.name is required",
+            Some("add `metadata: {name: my-name}`".into()),
+        );
     } else if !is_valid_name(&m.name) {
         c.push(
             Code::NameInvalid,
@@ -194,7 +271,12 @@ fn check_metadata(c: &mut Ctx<'_>, m: &Metadata) {
     }
     if let Some(ns) = &m.namespace {
         if !is_valid_name(ns) {
-            c.push(Code::NameInvalid, "/metadata/namespace", format!("metadata.namespace \"{ns}\" must be DNS-safe"), Some(format!("for example `{}`", sanitize_name(ns))));
+            c.push(
+                Code::NameInvalid,
+                "/metadata/namespace",
+                format!("metadata.namespace \"{ns}\" must be DNS-safe"),
+                Some(format!("for example `{}`", sanitize_name(ns))),
+            );
         }
     }
     if let Some(v) = &m.version {
@@ -206,7 +288,12 @@ fn check_secrets(c: &mut Ctx<'_>, base: &str, secrets: &indexmap::IndexMap<Strin
     for (k, v) in secrets {
         let p = format!("{base}/{}", crate::yaml::escape_pointer(k));
         if v.trim().is_empty() {
-            c.push(Code::SecretLiteral, &p, format!("secret `{k}` is empty"), Some(format!("write `{k}: ${{{}}}`", k.to_ascii_uppercase())));
+            c.push(
+                Code::SecretLiteral,
+                &p,
+                format!("secret `{k}` is empty"),
+                Some(format!("write `{k}: ${{{}}}`", k.to_ascii_uppercase())),
+            );
         } else if !has_var_ref(v) {
             if is_credential_key(k) {
                 c.push(
@@ -229,7 +316,8 @@ fn check_secrets(c: &mut Ctx<'_>, base: &str, secrets: &indexmap::IndexMap<Strin
 
 fn check_connection(c: &mut Ctx<'_>, base: &str, conn: &indexmap::IndexMap<String, Value>) {
     static URL_PW: OnceLock<Regex> = OnceLock::new();
-    let url_pw = URL_PW.get_or_init(|| Regex::new(r"://[^/\s:@]+:([^@\s]+)@").expect("static regex"));
+    let url_pw =
+        URL_PW.get_or_init(|| Regex::new(r"://[^/\s:@]+:([^@\s]+)@").expect("static regex"));
     for (k, v) in conn {
         let p = format!("{base}/{}", crate::yaml::escape_pointer(k));
         let Some(s) = v.as_str() else { continue };
@@ -238,7 +326,10 @@ fn check_connection(c: &mut Ctx<'_>, base: &str, conn: &indexmap::IndexMap<Strin
                 Code::CredentialInConnection,
                 &p,
                 format!("`{k}` is a credential written in connection"),
-                Some(format!("move it to `secrets: {{{k}: ${{{}}}}}`", k.to_ascii_uppercase())),
+                Some(format!(
+                    "move it to `secrets: {{{k}: ${{{}}}}}`",
+                    k.to_ascii_uppercase()
+                )),
             );
         } else if let Some(m) = url_pw.captures(s).and_then(|c| c.get(1)) {
             if !has_var_ref(m.as_str()) {
@@ -266,43 +357,98 @@ fn check_checks(c: &mut Ctx<'_>, base: &str, checks: &[Check], column_level: boo
                     Some(s) => format!("did you mean `{s}`? checks: {}", CHECKS.join(", ")),
                     None => format!("checks: {}", CHECKS.join(", ")),
                 };
-                c.push(Code::InvalidCheck, &np, format!("unknown check `{name}`"), Some(help));
+                c.push(
+                    Code::InvalidCheck,
+                    &np,
+                    format!("unknown check `{name}`"),
+                    Some(help),
+                );
                 continue;
             }
-            let col_only = ["not_null", "unique", "accepted_values", "relationships", "range", "regex"];
+            let col_only = [
+                "not_null",
+                "unique",
+                "accepted_values",
+                "relationships",
+                "range",
+                "regex",
+            ];
             if !column_level && col_only.contains(&name.as_str()) && args.column.is_none() {
-                c.push(Code::InvalidCheck, &np, format!("table-level check `{name}` needs `column`"), Some(format!("write `{name}: {{column: COLUMN}}` or put the check on the column")));
+                c.push(
+                    Code::InvalidCheck,
+                    &np,
+                    format!("table-level check `{name}` needs `column`"),
+                    Some(format!(
+                        "write `{name}: {{column: COLUMN}}` or put the check on the column"
+                    )),
+                );
             }
             let need = |field: &str| format!("check `{name}` needs `{field}`");
             match name.as_str() {
-                "accepted_values" if args.values.is_empty() => c.push(Code::InvalidCheck, &np, need("values"), Some("`accepted_values: {values: [a, b]}`".into())),
+                "accepted_values" if args.values.is_empty() => c.push(
+                    Code::InvalidCheck,
+                    &np,
+                    need("values"),
+                    Some("`accepted_values: {values: [a, b]}`".into()),
+                ),
                 "relationships" => match &args.to {
-                    None => c.push(Code::InvalidCheck, &np, need("to"), Some("`relationships: {to: dataset.column}`".into())),
-                    Some(t) if !t.contains('.') => c.push(Code::InvalidCheck, &np, format!("relationships `to` must be dataset.column (got \"{t}\")"), None),
+                    None => c.push(
+                        Code::InvalidCheck,
+                        &np,
+                        need("to"),
+                        Some("`relationships: {to: dataset.column}`".into()),
+                    ),
+                    Some(t) if !t.contains('.') => c.push(
+                        Code::InvalidCheck,
+                        &np,
+                        format!("relationships `to` must be dataset.column (got \"{t}\")"),
+                        None,
+                    ),
                     _ => {}
                 },
-                "range" | "row_count" if args.min.is_none() && args.max.is_none() => {
-                    c.push(Code::InvalidCheck, &np, format!("check `{name}` needs `min` or `max`"), None)
-                }
+                "range" | "row_count" if args.min.is_none() && args.max.is_none() => c.push(
+                    Code::InvalidCheck,
+                    &np,
+                    format!("check `{name}` needs `min` or `max`"),
+                    None,
+                ),
                 "regex" => match &args.pattern {
                     None => c.push(Code::InvalidCheck, &np, need("pattern"), None),
                     Some(pat) => {
                         if let Err(e) = Regex::new(pat) {
-                            c.push(Code::InvalidCheck, &np, format!("regex pattern does not compile: {e}"), None);
+                            c.push(
+                                Code::InvalidCheck,
+                                &np,
+                                format!("regex pattern does not compile: {e}"),
+                                None,
+                            );
                         }
                     }
                 },
                 "freshness" => match &args.max_age {
-                    None => c.push(Code::InvalidCheck, &np, need("maxAge"), Some("`freshness: {column: updated_at, maxAge: 24h}`".into())),
+                    None => c.push(
+                        Code::InvalidCheck,
+                        &np,
+                        need("maxAge"),
+                        Some("`freshness: {column: updated_at, maxAge: 24h}`".into()),
+                    ),
                     Some(a) => c.duration(&format!("{np}/maxAge"), "freshness maxAge", a),
                 },
-                "expression" if args.sql.as_deref().is_none_or(|s| s.trim().is_empty()) => {
-                    c.push(Code::InvalidCheck, &np, need("sql"), Some("`expression: {sql: \"amount >= 0\"}`".into()))
-                }
+                "expression" if args.sql.as_deref().is_none_or(|s| s.trim().is_empty()) => c.push(
+                    Code::InvalidCheck,
+                    &np,
+                    need("sql"),
+                    Some("`expression: {sql: \"amount >= 0\"}`".into()),
+                ),
                 _ => {}
             }
             if let Some(sev) = &args.severity {
-                c.enum_value(&format!("{np}/severity"), "check severity", sev, &["warn", "error"]);
+                c.enum_value(
+                    &format!("{np}/severity"),
+                    "check severity",
+                    sev,
+                    &["warn", "error"],
+                );
             }
         }
     }
@@ -311,7 +457,9 @@ fn check_checks(c: &mut Ctx<'_>, base: &str, checks: &[Check], column_level: boo
 fn check_table_name(c: &mut Ctx<'_>, table: &str) {
     let parts: Vec<&str> = table.split('.').collect();
     let bad = parts.len() > 3
-        || parts.iter().any(|p| p.is_empty() || p.len() > 63 || p.contains('\0') || p.contains('"') || p.contains('`'));
+        || parts.iter().any(|p| {
+            p.is_empty() || p.len() > 63 || p.contains('\0') || p.contains('"') || p.contains('`')
+        });
     if bad {
         c.push(
             Code::InvalidTableName,
@@ -324,14 +472,34 @@ fn check_table_name(c: &mut Ctx<'_>, table: &str) {
 
 fn check_ref(c: &mut Ctx<'_>, p: &str, r: &DataSetRef) {
     match (&r.dataset, r.tags.is_empty()) {
-        (None, true) => c.push(Code::RefTargetRequired, p, "either dataset name or tags is required", Some("write `{dataset: NAME}` or `{tags: {KEY: VALUE}}`".into())),
-        (Some(_), false) => c.push(Code::RefAmbiguous, p, "dataset and tags are mutually exclusive", Some("keep one of `dataset:` and `tags:`".into())),
-        (Some(d), true) if d.is_empty() => c.push(Code::RefTargetRequired, &format!("{p}/dataset"), "dataset name is empty", None),
+        (None, true) => c.push(
+            Code::RefTargetRequired,
+            p,
+            "either dataset name or tags is required",
+            Some("write `{dataset: NAME}` or `{tags: {KEY: VALUE}}`".into()),
+        ),
+        (Some(_), false) => c.push(
+            Code::RefAmbiguous,
+            p,
+            "dataset and tags are mutually exclusive",
+            Some("keep one of `dataset:` and `tags:`".into()),
+        ),
+        (Some(d), true) if d.is_empty() => c.push(
+            Code::RefTargetRequired,
+            &format!("{p}/dataset"),
+            "dataset name is empty",
+            None,
+        ),
         _ => {}
     }
     if let Some(v) = &r.version {
         if r.tags.is_empty() {
-            c.push(Code::RefVersionWithoutTags, &format!("{p}/version"), "version is only used with tags", Some("remove `version`, or select DataSets with `tags:`".into()));
+            c.push(
+                Code::RefVersionWithoutTags,
+                &format!("{p}/version"),
+                "version is only used with tags",
+                Some("remove `version`, or select DataSets with `tags:`".into()),
+            );
         }
         c.semver_range(&format!("{p}/version"), "version", v);
     }
@@ -344,17 +512,33 @@ fn check_schema_ref(c: &mut Ctx<'_>, p: &str, s: &str) {
     static R: OnceLock<Regex> = OnceLock::new();
     let r = R.get_or_init(|| Regex::new(r"^[a-z][a-z0-9-]*(@.+)?$").expect("static regex"));
     if !r.is_match(s) {
-        c.push(Code::SchemaRefInvalid, p, format!("schema reference \"{s}\" must be `module` or `module@constraint`"), None);
+        c.push(
+            Code::SchemaRefInvalid,
+            p,
+            format!("schema reference \"{s}\" must be `module` or `module@constraint`"),
+            None,
+        );
     }
 }
 
 fn check_trigger(c: &mut Ctx<'_>, t: &Trigger) {
-    c.enum_value("/spec/trigger/policy", "spec.trigger.policy", &t.policy, TRIGGER_POLICIES);
-    let needs_schedule = t.policy == "schedule" || (t.policy == "composite" && t.policies.iter().any(|p| p == "schedule"));
+    c.enum_value(
+        "/spec/trigger/policy",
+        "spec.trigger.policy",
+        &t.policy,
+        TRIGGER_POLICIES,
+    );
+    let needs_schedule = t.policy == "schedule"
+        || (t.policy == "composite" && t.policies.iter().any(|p| p == "schedule"));
     if t.policy == "composite" {
         let mut seen = HashSet::new();
         if t.policies.is_empty() {
-            c.push(Code::InvalidComposite, "/spec/trigger", "a composite trigger needs `policies`", Some("for example `policies: [schedule, on-change]`".into()));
+            c.push(
+                Code::InvalidComposite,
+                "/spec/trigger",
+                "a composite trigger needs `policies`",
+                Some("for example `policies: [schedule, on-change]`".into()),
+            );
         }
         for (i, p) in t.policies.iter().enumerate() {
             if !["schedule", "on-change", "manual"].contains(&p.as_str()) || !seen.insert(p) {
@@ -371,19 +555,34 @@ fn check_trigger(c: &mut Ctx<'_>, t: &Trigger) {
         ),
         Some(s) => {
             if s.cron.trim().is_empty() {
-                c.missing(Code::InvalidCron, "/spec/trigger/schedule/cron", "spec.trigger.schedule.cron is required", None);
+                c.missing(
+                    Code::InvalidCron,
+                    "/spec/trigger/schedule/cron",
+                    "spec.trigger.schedule.cron is required",
+                    None,
+                );
             } else if let Err(e) = croner::parser::CronParser::builder()
                 .seconds(croner::parser::Seconds::Optional)
                 .build()
                 .parse(&s.cron)
             {
-                c.push(Code::InvalidCron, "/spec/trigger/schedule/cron", format!("cron \"{}\" does not parse: {e}", s.cron), None);
+                c.push(
+                    Code::InvalidCron,
+                    "/spec/trigger/schedule/cron",
+                    format!("cron \"{}\" does not parse: {e}", s.cron),
+                    None,
+                );
             }
             if let Some(tz) = &s.timezone {
                 if tz.parse::<chrono_tz::Tz>().is_err() {
                     let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
                     let help = suggest::closest(tz, names).map(|s| format!("did you mean `{s}`?"));
-                    c.push(Code::InvalidTimezone, "/spec/trigger/schedule/timezone", format!("timezone \"{tz}\" is not an IANA timezone"), help);
+                    c.push(
+                        Code::InvalidTimezone,
+                        "/spec/trigger/schedule/timezone",
+                        format!("timezone \"{tz}\" is not an IANA timezone"),
+                        help,
+                    );
                 }
             }
         }
@@ -393,7 +592,12 @@ fn check_trigger(c: &mut Ctx<'_>, t: &Trigger) {
 
 fn check_transform(c: &mut Ctx<'_>, t: &TransformSpec) {
     if t.runtime.is_empty() {
-        c.missing(Code::InvalidEnum, "/spec/runtime", format!("spec.runtime is required ({})", RUNTIMES.join(", ")), None);
+        c.missing(
+            Code::InvalidEnum,
+            "/spec/runtime",
+            format!("spec.runtime is required ({})", RUNTIMES.join(", ")),
+            None,
+        );
     } else {
         c.enum_value("/spec/runtime", "spec.runtime", &t.runtime, RUNTIMES);
     }
@@ -402,13 +606,28 @@ fn check_transform(c: &mut Ctx<'_>, t: &TransformSpec) {
         c.enum_value("/spec/mode", "spec.mode", mode, MODES);
     }
     if t.runtime == "dbt" && mode == "streaming" {
-        c.push(Code::RuntimeFieldMismatch, "/spec/mode", "dbt transforms cannot run in streaming mode", Some("use `mode: batch`".into()));
+        c.push(
+            Code::RuntimeFieldMismatch,
+            "/spec/mode",
+            "dbt transforms cannot run in streaming mode",
+            Some("use `mode: batch`".into()),
+        );
     }
     if t.inputs.is_empty() {
-        c.missing(Code::InputsRequired, "/spec/inputs", "spec.inputs: at least one input dataset is required", None);
+        c.missing(
+            Code::InputsRequired,
+            "/spec/inputs",
+            "spec.inputs: at least one input dataset is required",
+            None,
+        );
     }
     if t.outputs.is_empty() {
-        c.missing(Code::OutputsRequired, "/spec/outputs", "spec.outputs: at least one output dataset is required", None);
+        c.missing(
+            Code::OutputsRequired,
+            "/spec/outputs",
+            "spec.outputs: at least one output dataset is required",
+            None,
+        );
     }
     for (i, r) in t.inputs.iter().enumerate() {
         check_ref(c, &format!("/spec/inputs/{i}"), r);
@@ -416,8 +635,15 @@ fn check_transform(c: &mut Ctx<'_>, t: &TransformSpec) {
     for (i, r) in t.outputs.iter().enumerate() {
         check_ref(c, &format!("/spec/outputs/{i}"), r);
     }
-    if matches!(t.runtime.as_str(), "generic-go" | "generic-python") && t.image.as_deref().is_none_or(str::is_empty) {
-        c.missing(Code::ImageRequired, "/spec/image", format!("spec.image is required for {} transforms", t.runtime), Some("set `image: registry/name:tag`".into()));
+    if matches!(t.runtime.as_str(), "generic-go" | "generic-python")
+        && t.image.as_deref().is_none_or(str::is_empty)
+    {
+        c.missing(
+            Code::ImageRequired,
+            "/spec/image",
+            format!("spec.image is required for {} transforms", t.runtime),
+            Some("set `image: registry/name:tag`".into()),
+        );
     }
     match &t.trigger {
         None if mode == "batch" => c.missing(
@@ -436,36 +662,94 @@ fn check_transform(c: &mut Ctx<'_>, t: &TransformSpec) {
     let is_sql = t.runtime == "sql";
     match &t.sql {
         Some(sql) if is_sql => c.file_exists("/spec/sql", "spec.sql", sql),
-        Some(_) => c.push(Code::RuntimeFieldMismatch, "/spec/sql", format!("spec.sql is only used by runtime sql (this is {})", t.runtime), None),
-        None if is_sql => c.missing(Code::RuntimeFieldMismatch, "/spec/sql", "runtime sql needs spec.sql (a SELECT in a file next to the manifest)", Some("add `sql: query.sql`".into())),
+        Some(_) => c.push(
+            Code::RuntimeFieldMismatch,
+            "/spec/sql",
+            format!(
+                "spec.sql is only used by runtime sql (this is {})",
+                t.runtime
+            ),
+            None,
+        ),
+        None if is_sql => c.missing(
+            Code::RuntimeFieldMismatch,
+            "/spec/sql",
+            "runtime sql needs spec.sql (a SELECT in a file next to the manifest)",
+            Some("add `sql: query.sql`".into()),
+        ),
         None => {}
     }
     if let Some(m) = &t.materialized {
         if !matches!(t.runtime.as_str(), "sql" | "dbt") {
-            c.push(Code::RuntimeFieldMismatch, "/spec/materialized", format!("spec.materialized is only used by runtime sql and dbt (this is {})", t.runtime), None);
+            c.push(
+                Code::RuntimeFieldMismatch,
+                "/spec/materialized",
+                format!(
+                    "spec.materialized is only used by runtime sql and dbt (this is {})",
+                    t.runtime
+                ),
+                None,
+            );
         }
-        c.enum_value("/spec/materialized", "spec.materialized", m, MATERIALIZATIONS);
+        c.enum_value(
+            "/spec/materialized",
+            "spec.materialized",
+            m,
+            MATERIALIZATIONS,
+        );
         if m == "incremental" && t.unique_key.is_empty() && t.cursor.is_none() {
-            c.push(Code::RuntimeFieldMismatch, "/spec/materialized", "incremental materialization needs `uniqueKey` or `cursor`", Some("add `uniqueKey: [id]` and/or `cursor: updated_at`".into()));
+            c.push(
+                Code::RuntimeFieldMismatch,
+                "/spec/materialized",
+                "incremental materialization needs `uniqueKey` or `cursor`",
+                Some("add `uniqueKey: [id]` and/or `cursor: updated_at`".into()),
+            );
         }
     }
     match &t.script {
         Some(s) if t.runtime == "python" => c.file_exists("/spec/script", "spec.script", s),
-        Some(_) => c.push(Code::RuntimeFieldMismatch, "/spec/script", format!("spec.script is only used by runtime python (this is {})", t.runtime), None),
-        None if t.runtime == "python" => c.missing(Code::RuntimeFieldMismatch, "/spec/script", "runtime python needs spec.script", Some("add `script: main.py`".into())),
+        Some(_) => c.push(
+            Code::RuntimeFieldMismatch,
+            "/spec/script",
+            format!(
+                "spec.script is only used by runtime python (this is {})",
+                t.runtime
+            ),
+            None,
+        ),
+        None if t.runtime == "python" => c.missing(
+            Code::RuntimeFieldMismatch,
+            "/spec/script",
+            "runtime python needs spec.script",
+            Some("add `script: main.py`".into()),
+        ),
         None => {}
     }
     if let Some(p) = &t.project {
         c.file_exists("/spec/project", "spec.project", p);
     }
-    let input_names: HashSet<&str> = t.inputs.iter().filter_map(|r| r.dataset.as_deref()).collect();
+    let input_names: HashSet<&str> = t
+        .inputs
+        .iter()
+        .filter_map(|r| r.dataset.as_deref())
+        .collect();
     let mut test_names = HashSet::new();
     for (i, ut) in t.tests.iter().enumerate() {
         let p = format!("/spec/tests/{i}");
         if ut.name.is_empty() {
-            c.missing(Code::RuntimeFieldMismatch, &format!("{p}/name"), "a unit test needs a name", None);
+            c.missing(
+                Code::RuntimeFieldMismatch,
+                &format!("{p}/name"),
+                "a unit test needs a name",
+                None,
+            );
         } else if !test_names.insert(ut.name.as_str()) {
-            c.push(Code::RuntimeFieldMismatch, &format!("{p}/name"), format!("unit test name \"{}\" is used twice", ut.name), None);
+            c.push(
+                Code::RuntimeFieldMismatch,
+                &format!("{p}/name"),
+                format!("unit test name \"{}\" is used twice", ut.name),
+                None,
+            );
         }
         for (ds, fx) in &ut.given {
             let gp = format!("{p}/given/{}", crate::yaml::escape_pointer(ds));
@@ -482,31 +766,61 @@ fn check_transform(c: &mut Ctx<'_>, t: &TransformSpec) {
     }
     for (i, e) in t.env.iter().enumerate() {
         if e.name.is_empty() {
-            c.missing(Code::InvalidValue, &format!("/spec/env/{i}/name"), "an env entry needs a name", None);
+            c.missing(
+                Code::InvalidValue,
+                &format!("/spec/env/{i}/name"),
+                "an env entry needs a name",
+                None,
+            );
         }
     }
 }
 
 fn check_dataset(c: &mut Ctx<'_>, s: &DataSetSpec) {
     if s.store.is_empty() {
-        c.missing(Code::DataSetStoreRequired, "/spec/store", "spec.store is required — must reference a Store name", None);
+        c.missing(
+            Code::DataSetStoreRequired,
+            "/spec/store",
+            "spec.store is required — must reference a Store name",
+            None,
+        );
     }
     if s.table.is_none() && s.prefix.is_none() && s.topic.is_none() {
-        c.missing(Code::DataSetLocationRequired, "/spec/table", "at least one of spec.table, spec.prefix, or spec.topic is required", None);
+        c.missing(
+            Code::DataSetLocationRequired,
+            "/spec/table",
+            "at least one of spec.table, spec.prefix, or spec.topic is required",
+            None,
+        );
     }
     if let Some(t) = &s.table {
         check_table_name(c, t);
     }
     if let Some(f) = &s.format {
         if !FORMATS.contains(&f.as_str()) {
-            c.push(Code::UnknownFormat, "/spec/format", format!("format \"{f}\" is not one of {}", FORMATS.join(", ")), Some("dk keeps the value but cannot read or write this format".into()));
+            c.push(
+                Code::UnknownFormat,
+                "/spec/format",
+                format!("format \"{f}\" is not one of {}", FORMATS.join(", ")),
+                Some("dk keeps the value but cannot read or write this format".into()),
+            );
         }
     }
     if let Some(cl) = &s.classification {
-        c.enum_value("/spec/classification", "spec.classification", cl, CLASSIFICATIONS);
+        c.enum_value(
+            "/spec/classification",
+            "spec.classification",
+            cl,
+            CLASSIFICATIONS,
+        );
     }
     if s.schema_ref.is_some() && !s.schema.is_empty() {
-        c.push(Code::SchemaRefConflict, "/spec/schemaRef", "spec.schema and spec.schemaRef are mutually exclusive", None);
+        c.push(
+            Code::SchemaRefConflict,
+            "/spec/schemaRef",
+            "spec.schema and spec.schemaRef are mutually exclusive",
+            None,
+        );
     }
     if let Some(r) = &s.schema_ref {
         check_schema_ref(c, "/spec/schemaRef", r);
@@ -515,7 +829,12 @@ fn check_dataset(c: &mut Ctx<'_>, s: &DataSetSpec) {
     for (i, col) in s.schema.iter().enumerate() {
         let p = format!("/spec/schema/{i}");
         if col.name.is_empty() {
-            c.missing(Code::ColumnIncomplete, &format!("{p}/name"), format!("spec.schema[{i}].name is required"), None);
+            c.missing(
+                Code::ColumnIncomplete,
+                &format!("{p}/name"),
+                format!("spec.schema[{i}].name is required"),
+                None,
+            );
         } else if let Some(first) = seen.insert(col.name.to_ascii_lowercase(), i) {
             let d = Diagnostic::new(Code::DuplicateColumn, format!("duplicate schema field name: {}", col.name))
                 .at(c.doc.loc(&format!("{p}/name")))
@@ -524,16 +843,36 @@ fn check_dataset(c: &mut Ctx<'_>, s: &DataSetSpec) {
             c.out.push(d);
         }
         if col.type_.is_empty() {
-            c.missing(Code::ColumnIncomplete, &format!("{p}/type"), format!("spec.schema[{i}].type is required"), None);
+            c.missing(
+                Code::ColumnIncomplete,
+                &format!("{p}/type"),
+                format!("spec.schema[{i}].type is required"),
+                None,
+            );
         } else if !is_logical_type(&col.type_) {
-            c.push(Code::UnknownColumnType, &format!("{p}/type"), format!("column type \"{}\" is not a dk logical type", col.type_), None);
+            c.push(
+                Code::UnknownColumnType,
+                &format!("{p}/type"),
+                format!("column type \"{}\" is not a dk logical type", col.type_),
+                None,
+            );
         }
         if let Some(cl) = &col.classification {
-            c.enum_value(&format!("{p}/classification"), "column classification", cl, CLASSIFICATIONS);
+            c.enum_value(
+                &format!("{p}/classification"),
+                "column classification",
+                cl,
+                CLASSIFICATIONS,
+            );
         }
         if let Some(f) = &col.from {
             if f.split('.').count() != 2 || f.split('.').any(str::is_empty) {
-                c.push(Code::UnknownLineageColumn, &format!("{p}/from"), format!("`from` must be dataset.column (got \"{f}\")"), None);
+                c.push(
+                    Code::UnknownLineageColumn,
+                    &format!("{p}/from"),
+                    format!("`from` must be dataset.column (got \"{f}\")"),
+                    None,
+                );
             }
         }
         check_checks(c, &format!("{p}/checks"), &col.checks, true);
@@ -543,12 +882,22 @@ fn check_dataset(c: &mut Ctx<'_>, s: &DataSetSpec) {
 
 fn check_environment(c: &mut Ctx<'_>, e: &EnvironmentSpec) {
     if e.tier.is_empty() {
-        c.missing(Code::InvalidEnum, "/spec/tier", "spec.tier is required (dev, stage, prod)", None);
+        c.missing(
+            Code::InvalidEnum,
+            "/spec/tier",
+            "spec.tier is required (dev, stage, prod)",
+            None,
+        );
     } else {
         c.enum_value("/spec/tier", "spec.tier", &e.tier, TIERS);
     }
     if let Some(v) = &e.version_policy {
-        c.enum_value("/spec/versionPolicy", "spec.versionPolicy", v, &["ranges", "exact"]);
+        c.enum_value(
+            "/spec/versionPolicy",
+            "spec.versionPolicy",
+            v,
+            &["ranges", "exact"],
+        );
     }
     for (store, b) in &e.bindings {
         let bp = format!("/spec/bindings/{}", crate::yaml::escape_pointer(store));
@@ -561,36 +910,70 @@ fn check_environment(c: &mut Ctx<'_>, e: &EnvironmentSpec) {
             c.push(
                 Code::ApprovalUnsatisfiable,
                 "/spec/approval/required",
-                format!("approval.required is {} but only {} approvers are listed", a.required, a.approvers.len()),
+                format!(
+                    "approval.required is {} but only {} approvers are listed",
+                    a.required,
+                    a.approvers.len()
+                ),
                 None,
             );
         }
         for (i, r) in a.require_for.iter().enumerate() {
-            c.enum_value(&format!("/spec/approval/requireFor/{i}"), "approval.requireFor", r, &["destructive", "breaking", "pii", "always"]);
+            c.enum_value(
+                &format!("/spec/approval/requireFor/{i}"),
+                "approval.requireFor",
+                r,
+                &["destructive", "breaking", "pii", "always"],
+            );
         }
         let mut names = HashSet::new();
         for (i, ap) in a.approvers.iter().enumerate() {
             let p = format!("/spec/approval/approvers/{i}");
             if ap.name.is_empty() || ap.public_key.is_empty() {
-                c.missing(Code::InvalidValue, &p, "an approver needs `name` and `publicKey`", Some("`dk keygen` prints a public key".into()));
+                c.missing(
+                    Code::InvalidValue,
+                    &p,
+                    "an approver needs `name` and `publicKey`",
+                    Some("`dk keygen` prints a public key".into()),
+                );
             }
             if !ap.name.is_empty() && !names.insert(ap.name.as_str()) {
-                c.push(Code::InvalidValue, &format!("{p}/name"), format!("approver \"{}\" is listed twice", ap.name), None);
+                c.push(
+                    Code::InvalidValue,
+                    &format!("{p}/name"),
+                    format!("approver \"{}\" is listed twice", ap.name),
+                    None,
+                );
             }
         }
     }
     if let Some(d) = &e.drift {
         if let Some(p) = &d.policy {
-            c.enum_value("/spec/drift/policy", "drift.policy", p, &["alert", "auto-correct"]);
+            c.enum_value(
+                "/spec/drift/policy",
+                "drift.policy",
+                p,
+                &["alert", "auto-correct"],
+            );
         }
         for (i, ig) in d.ignore.iter().enumerate() {
             let p = format!("/spec/drift/ignore/{i}");
             if ig.resource.is_empty() || ig.reason.is_empty() {
-                c.missing(Code::InvalidValue, &p, "a drift ignore rule needs `resource` and `reason`", None);
+                c.missing(
+                    Code::InvalidValue,
+                    &p,
+                    "a drift ignore rule needs `resource` and `reason`",
+                    None,
+                );
             }
             if let Some(x) = &ig.expires {
                 if parse_date(x).is_none() {
-                    c.push(Code::InvalidDate, &format!("{p}/expires"), format!("expires \"{x}\" is not an RFC 3339 date"), Some("for example `2026-12-31`".into()));
+                    c.push(
+                        Code::InvalidDate,
+                        &format!("{p}/expires"),
+                        format!("expires \"{x}\" is not an RFC 3339 date"),
+                        Some("for example `2026-12-31`".into()),
+                    );
                 }
             }
         }
@@ -602,34 +985,72 @@ pub fn parse_date(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(d.with_timezone(&chrono::Utc));
     }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
 }
 
 fn check_policy(c: &mut Ctx<'_>, p: &PolicySpec) {
     if p.rules.is_empty() {
-        c.missing(Code::PolicyRuleInvalid, "/spec/rules", "a Policy needs at least one rule", None);
+        c.missing(
+            Code::PolicyRuleInvalid,
+            "/spec/rules",
+            "a Policy needs at least one rule",
+            None,
+        );
     }
     let mut names = HashSet::new();
     for (i, r) in p.rules.iter().enumerate() {
         let rp = format!("/spec/rules/{i}");
         if r.name.is_empty() {
-            c.missing(Code::PolicyRuleInvalid, &format!("{rp}/name"), "a policy rule needs a name", None);
+            c.missing(
+                Code::PolicyRuleInvalid,
+                &format!("{rp}/name"),
+                "a policy rule needs a name",
+                None,
+            );
         } else if !names.insert(r.name.as_str()) {
-            c.push(Code::PolicyRuleInvalid, &format!("{rp}/name"), format!("rule name \"{}\" is used twice", r.name), None);
+            c.push(
+                Code::PolicyRuleInvalid,
+                &format!("{rp}/name"),
+                format!("rule name \"{}\" is used twice", r.name),
+                None,
+            );
         }
         if r.condition.trim().is_empty() {
-            c.missing(Code::PolicyRuleInvalid, &format!("{rp}/condition"), "a policy rule needs a condition", None);
+            c.missing(
+                Code::PolicyRuleInvalid,
+                &format!("{rp}/condition"),
+                "a policy rule needs a condition",
+                None,
+            );
         }
         if r.message.trim().is_empty() {
-            c.missing(Code::PolicyRuleInvalid, &format!("{rp}/message"), "a policy rule needs a message", None);
+            c.missing(
+                Code::PolicyRuleInvalid,
+                &format!("{rp}/message"),
+                "a policy rule needs a message",
+                None,
+            );
         }
         if let Some(s) = &r.severity {
-            c.enum_value(&format!("{rp}/severity"), "rule severity", s, &["error", "warning", "info"]);
+            c.enum_value(
+                &format!("{rp}/severity"),
+                "rule severity",
+                s,
+                &["error", "warning", "info"],
+            );
         }
         if let Some(a) = &r.applies_to {
             for (j, k) in a.kinds.iter().enumerate() {
                 let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                c.enum_value(&format!("{rp}/appliesTo/kinds/{j}"), "appliesTo.kinds", k, &kinds);
+                c.enum_value(
+                    &format!("{rp}/appliesTo/kinds/{j}"),
+                    "appliesTo.kinds",
+                    k,
+                    &kinds,
+                );
             }
         }
     }
@@ -637,8 +1058,13 @@ fn check_policy(c: &mut Ctx<'_>, p: &PolicySpec) {
 
 /// Field rules of one document.
 pub fn check_document(doc: &Document) -> Vec<Diagnostic> {
-    let Some(m) = &doc.manifest else { return Vec::new() };
-    let mut c = Ctx { doc, out: Vec::new() };
+    let Some(m) = &doc.manifest else {
+        return Vec::new();
+    };
+    let mut c = Ctx {
+        doc,
+        out: Vec::new(),
+    };
     check_metadata(&mut c, m.metadata());
     match m {
         Manifest::Project(p) => {
@@ -646,8 +1072,18 @@ pub fn check_document(doc: &Document) -> Vec<Diagnostic> {
                 match sb.type_.as_str() {
                     "local" => {}
                     "postgres" if sb.url.as_deref().is_some_and(|u| !u.is_empty()) => {}
-                    "postgres" => c.missing(Code::StateBackendInvalid, "/spec/stateBackend/url", "stateBackend type postgres needs `url`", Some("`url: \"${DK_STATE_URL}\"`".into())),
-                    other => c.push(Code::StateBackendInvalid, "/spec/stateBackend/type", format!("stateBackend.type must be local or postgres (got \"{other}\")"), None),
+                    "postgres" => c.missing(
+                        Code::StateBackendInvalid,
+                        "/spec/stateBackend/url",
+                        "stateBackend type postgres needs `url`",
+                        Some("`url: \"${DK_STATE_URL}\"`".into()),
+                    ),
+                    other => c.push(
+                        Code::StateBackendInvalid,
+                        "/spec/stateBackend/type",
+                        format!("stateBackend.type must be local or postgres (got \"{other}\")"),
+                        None,
+                    ),
                 }
             }
         }
@@ -664,14 +1100,29 @@ pub fn check_document(doc: &Document) -> Vec<Diagnostic> {
                 Some(_) => {}
             }
             if k.spec.capabilities.is_empty() {
-                c.missing(Code::ConnectorCapabilitiesRequired, "/spec/capabilities", "spec.capabilities is required for Connector", Some("`capabilities: [source, destination]`".into()));
+                c.missing(
+                    Code::ConnectorCapabilitiesRequired,
+                    "/spec/capabilities",
+                    "spec.capabilities is required for Connector",
+                    Some("`capabilities: [source, destination]`".into()),
+                );
             }
             let mut seen = HashSet::new();
             for (i, cap) in k.spec.capabilities.iter().enumerate() {
                 if cap != "source" && cap != "destination" {
-                    c.push(Code::InvalidEnum, &format!("/spec/capabilities/{i}"), format!("capability must be 'source' or 'destination' (got \"{cap}\")"), None);
+                    c.push(
+                        Code::InvalidEnum,
+                        &format!("/spec/capabilities/{i}"),
+                        format!("capability must be 'source' or 'destination' (got \"{cap}\")"),
+                        None,
+                    );
                 } else if !seen.insert(cap) {
-                    c.push(Code::InvalidEnum, &format!("/spec/capabilities/{i}"), format!("capability \"{cap}\" is listed twice"), None);
+                    c.push(
+                        Code::InvalidEnum,
+                        &format!("/spec/capabilities/{i}"),
+                        format!("capability \"{cap}\" is listed twice"),
+                        None,
+                    );
                 }
             }
             if let Some(v) = &k.spec.version {
@@ -679,16 +1130,31 @@ pub fn check_document(doc: &Document) -> Vec<Diagnostic> {
             }
             if let Some(p) = &k.spec.provider {
                 if !is_valid_name(p) {
-                    c.push(Code::NameInvalid, "/spec/provider", format!("spec.provider \"{p}\" must be DNS-safe"), None);
+                    c.push(
+                        Code::NameInvalid,
+                        "/spec/provider",
+                        format!("spec.provider \"{p}\" must be DNS-safe"),
+                        None,
+                    );
                 }
             }
         }
         Manifest::Store(s) => {
             if s.spec.connector.is_empty() {
-                c.missing(Code::StoreConnectorRequired, "/spec/connector", "spec.connector is required — must reference a Connector name", None);
+                c.missing(
+                    Code::StoreConnectorRequired,
+                    "/spec/connector",
+                    "spec.connector is required — must reference a Connector name",
+                    None,
+                );
             }
             if s.spec.connection.is_empty() {
-                c.missing(Code::StoreConnectionRequired, "/spec/connection", "spec.connection is required and must not be empty", Some("for example `connection: {path: .dk/warehouse.duckdb}`".into()));
+                c.missing(
+                    Code::StoreConnectionRequired,
+                    "/spec/connection",
+                    "spec.connection is required and must not be empty",
+                    Some("for example `connection: {path: .dk/warehouse.duckdb}`".into()),
+                );
             }
             if let Some(v) = &s.spec.connector_version {
                 c.semver_range("/spec/connectorVersion", "spec.connectorVersion", v);
@@ -699,15 +1165,30 @@ pub fn check_document(doc: &Document) -> Vec<Diagnostic> {
         Manifest::DataSet(d) => check_dataset(&mut c, &d.spec),
         Manifest::DataSetGroup(g) => {
             if g.spec.store.is_empty() {
-                c.missing(Code::GroupStoreRequired, "/spec/store", "spec.store is required for DataSetGroup", None);
+                c.missing(
+                    Code::GroupStoreRequired,
+                    "/spec/store",
+                    "spec.store is required for DataSetGroup",
+                    None,
+                );
             }
             if g.spec.datasets.is_empty() {
-                c.missing(Code::GroupDatasetsRequired, "/spec/datasets", "spec.datasets must list at least one DataSet", None);
+                c.missing(
+                    Code::GroupDatasetsRequired,
+                    "/spec/datasets",
+                    "spec.datasets must list at least one DataSet",
+                    None,
+                );
             }
             let mut seen = HashSet::new();
             for (i, n) in g.spec.datasets.iter().enumerate() {
                 if !seen.insert(n) {
-                    c.push(Code::GroupDatasetsRequired, &format!("/spec/datasets/{i}"), format!("DataSet \"{n}\" is listed twice"), None);
+                    c.push(
+                        Code::GroupDatasetsRequired,
+                        &format!("/spec/datasets/{i}"),
+                        format!("DataSet \"{n}\" is listed twice"),
+                        None,
+                    );
                 }
             }
         }
@@ -718,14 +1199,29 @@ pub fn check_document(doc: &Document) -> Vec<Diagnostic> {
     c.out
 }
 
-fn unknown_ref(model: &ProjectModel, code: Code, kind: Kind, name: &str, what: &str, at: Location) -> Diagnostic {
+fn unknown_ref(
+    model: &ProjectModel,
+    code: Code,
+    kind: Kind,
+    name: &str,
+    what: &str,
+    at: Location,
+) -> Diagnostic {
     let names = model.names(kind);
     let help = match suggest::closest(name, names.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
-        None if names.is_empty() => format!("no {kind} manifests are defined; create one or fix the name"),
+        None if names.is_empty() => {
+            format!("no {kind} manifests are defined; create one or fix the name")
+        }
         None => format!("defined {kind}s: {}", abbreviate(&names)),
     };
-    Diagnostic::new(code, format!("{what} references {kind} \"{name}\", which is not defined")).at(at).label(format!("unknown {kind}")).help(help)
+    Diagnostic::new(
+        code,
+        format!("{what} references {kind} \"{name}\", which is not defined"),
+    )
+    .at(at)
+    .label(format!("unknown {kind}"))
+    .help(help)
 }
 
 fn abbreviate(names: &[&str]) -> String {
@@ -747,11 +1243,14 @@ pub fn check_project(model: &ProjectModel) -> Vec<Diagnostic> {
         }
         match first.get(&(d.kind, d.name.as_str())) {
             Some(f) => out.push(
-                Diagnostic::new(Code::DuplicateName, format!("{} \"{}\" is defined more than once", d.kind, d.name))
-                    .at(d.loc("/metadata/name"))
-                    .label("duplicate")
-                    .related(f.loc("/metadata/name"), "first defined here")
-                    .help("rename one of them or delete the copy"),
+                Diagnostic::new(
+                    Code::DuplicateName,
+                    format!("{} \"{}\" is defined more than once", d.kind, d.name),
+                )
+                .at(d.loc("/metadata/name"))
+                .label("duplicate")
+                .related(f.loc("/metadata/name"), "first defined here")
+                .help("rename one of them or delete the copy"),
             ),
             None => {
                 first.insert((d.kind, d.name.as_str()), d);
@@ -770,20 +1269,38 @@ pub fn check_project(model: &ProjectModel) -> Vec<Diagnostic> {
     // Connector lookup by name, provider or type.
     let connector_ok = |name: &str| {
         model.get(Kind::Connector, name).is_some()
-            || model.connectors().any(|(_, c)| c.spec.provider.as_deref() == Some(name))
+            || model
+                .connectors()
+                .any(|(_, c)| c.spec.provider.as_deref() == Some(name))
     };
     for (d, s) in model.stores() {
         if !s.spec.connector.is_empty() && !connector_ok(&s.spec.connector) {
-            out.push(unknown_ref(model, Code::UnknownConnector, Kind::Connector, &s.spec.connector, "spec.connector", d.loc("/spec/connector")));
+            out.push(unknown_ref(
+                model,
+                Code::UnknownConnector,
+                Kind::Connector,
+                &s.spec.connector,
+                "spec.connector",
+                d.loc("/spec/connector"),
+            ));
         }
     }
     for (d, ds) in model.datasets() {
         if !ds.spec.store.is_empty() && model.get(Kind::Store, &ds.spec.store).is_none() {
-            out.push(unknown_ref(model, Code::UnknownStore, Kind::Store, &ds.spec.store, "spec.store", d.loc("/spec/store")));
+            out.push(unknown_ref(
+                model,
+                Code::UnknownStore,
+                Kind::Store,
+                &ds.spec.store,
+                "spec.store",
+                d.loc("/spec/store"),
+            ));
         }
         for (i, col) in ds.spec.schema.iter().enumerate() {
             if let Some(f) = &col.from {
-                if let Some(diag) = check_column_ref(model, f, d.loc(&format!("/spec/schema/{i}/from")), "from") {
+                if let Some(diag) =
+                    check_column_ref(model, f, d.loc(&format!("/spec/schema/{i}/from")), "from")
+                {
                     out.push(diag);
                 }
             }
@@ -791,7 +1308,9 @@ pub fn check_project(model: &ProjectModel) -> Vec<Diagnostic> {
                 for (name, args) in ch.parts() {
                     if let (true, Some(to)) = (name == "relationships", &args.to) {
                         let p = format!("/spec/schema/{i}/checks/{j}");
-                        if let Some(diag) = check_column_ref(model, to, d.loc(&p), "relationships.to") {
+                        if let Some(diag) =
+                            check_column_ref(model, to, d.loc(&p), "relationships.to")
+                        {
                             out.push(diag);
                         }
                     }
@@ -801,11 +1320,25 @@ pub fn check_project(model: &ProjectModel) -> Vec<Diagnostic> {
     }
     for (d, g) in model.dataset_groups() {
         if !g.spec.store.is_empty() && model.get(Kind::Store, &g.spec.store).is_none() {
-            out.push(unknown_ref(model, Code::UnknownStore, Kind::Store, &g.spec.store, "spec.store", d.loc("/spec/store")));
+            out.push(unknown_ref(
+                model,
+                Code::UnknownStore,
+                Kind::Store,
+                &g.spec.store,
+                "spec.store",
+                d.loc("/spec/store"),
+            ));
         }
         for (i, n) in g.spec.datasets.iter().enumerate() {
             if model.get(Kind::DataSet, n).is_none() {
-                out.push(unknown_ref(model, Code::UnknownDataSet, Kind::DataSet, n, "spec.datasets", d.loc(&format!("/spec/datasets/{i}"))));
+                out.push(unknown_ref(
+                    model,
+                    Code::UnknownDataSet,
+                    Kind::DataSet,
+                    n,
+                    "spec.datasets",
+                    d.loc(&format!("/spec/datasets/{i}")),
+                ));
             }
         }
     }
@@ -815,15 +1348,34 @@ pub fn check_project(model: &ProjectModel) -> Vec<Diagnostic> {
                 let p = format!("/spec/{side}/{i}");
                 if let Some(name) = &r.dataset {
                     if !name.is_empty() && model.get(Kind::DataSet, name).is_none() {
-                        out.push(unknown_ref(model, Code::UnknownDataSet, Kind::DataSet, name, &format!("spec.{side}[{i}]"), d.loc(&format!("{p}/dataset"))));
+                        out.push(unknown_ref(
+                            model,
+                            Code::UnknownDataSet,
+                            Kind::DataSet,
+                            name,
+                            &format!("spec.{side}[{i}]"),
+                            d.loc(&format!("{p}/dataset")),
+                        ));
                     }
                 } else if !r.tags.is_empty() && refs::resolve(model, r).is_empty() {
                     let sel: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    let ver = r.version.as_deref().map(|v| format!(" with version {v}")).unwrap_or_default();
+                    let ver = r
+                        .version
+                        .as_deref()
+                        .map(|v| format!(" with version {v}"))
+                        .unwrap_or_default();
                     out.push(
-                        Diagnostic::new(Code::SelectorMatchesNothing, format!("spec.{side}[{i}]: no DataSet has labels {}{ver}", sel.join(", ")))
-                            .at(d.loc(&format!("{p}/tags")))
-                            .help("label a DataSet with these tags (metadata.labels) or fix the selector"),
+                        Diagnostic::new(
+                            Code::SelectorMatchesNothing,
+                            format!(
+                                "spec.{side}[{i}]: no DataSet has labels {}{ver}",
+                                sel.join(", ")
+                            ),
+                        )
+                        .at(d.loc(&format!("{p}/tags")))
+                        .help(
+                            "label a DataSet with these tags (metadata.labels) or fix the selector",
+                        ),
                     );
                 }
             }
@@ -833,13 +1385,27 @@ pub fn check_project(model: &ProjectModel) -> Vec<Diagnostic> {
         for (store, b) in &e.spec.bindings {
             let p = format!("/spec/bindings/{}", crate::yaml::escape_pointer(store));
             if model.get(Kind::Store, store).is_none() {
-                let mut diag = unknown_ref(model, Code::UnknownBindingStore, Kind::Store, store, "a binding", d.key_loc(&p));
+                let mut diag = unknown_ref(
+                    model,
+                    Code::UnknownBindingStore,
+                    Kind::Store,
+                    store,
+                    "a binding",
+                    d.key_loc(&p),
+                );
                 diag.code = Code::UnknownBindingStore;
                 out.push(diag);
             }
             if let Some(cn) = &b.connector {
                 if !connector_ok(cn) {
-                    out.push(unknown_ref(model, Code::UnknownConnector, Kind::Connector, cn, "binding connector", d.loc(&format!("{p}/connector"))));
+                    out.push(unknown_ref(
+                        model,
+                        Code::UnknownConnector,
+                        Kind::Connector,
+                        cn,
+                        "binding connector",
+                        d.loc(&format!("{p}/connector")),
+                    ));
                 }
             }
         }
@@ -848,7 +1414,14 @@ pub fn check_project(model: &ProjectModel) -> Vec<Diagnostic> {
         if let Some(Manifest::Project(p)) = &pd.manifest {
             if let Some(env) = &p.spec.default_environment {
                 if model.get(Kind::Environment, env).is_none() {
-                    out.push(unknown_ref(model, Code::UnknownEnvironment, Kind::Environment, env, "spec.defaultEnvironment", pd.loc("/spec/defaultEnvironment")));
+                    out.push(unknown_ref(
+                        model,
+                        Code::UnknownEnvironment,
+                        Kind::Environment,
+                        env,
+                        "spec.defaultEnvironment",
+                        pd.loc("/spec/defaultEnvironment"),
+                    ));
                 }
             }
         }
@@ -856,12 +1429,26 @@ pub fn check_project(model: &ProjectModel) -> Vec<Diagnostic> {
     out
 }
 
-fn check_column_ref(model: &ProjectModel, target: &str, at: Location, what: &str) -> Option<Diagnostic> {
+fn check_column_ref(
+    model: &ProjectModel,
+    target: &str,
+    at: Location,
+    what: &str,
+) -> Option<Diagnostic> {
     let (ds, col) = target.split_once('.')?;
     let Some(doc) = model.get(Kind::DataSet, ds) else {
-        return Some(unknown_ref(model, Code::UnknownLineageColumn, Kind::DataSet, ds, what, at));
+        return Some(unknown_ref(
+            model,
+            Code::UnknownLineageColumn,
+            Kind::DataSet,
+            ds,
+            what,
+            at,
+        ));
     };
-    let Some(Manifest::DataSet(d)) = &doc.manifest else { return None };
+    let Some(Manifest::DataSet(d)) = &doc.manifest else {
+        return None;
+    };
     if d.spec.schema.is_empty() || d.spec.schema.iter().any(|c| c.name == col) {
         return None;
     }
@@ -870,10 +1457,15 @@ fn check_column_ref(model: &ProjectModel, target: &str, at: Location, what: &str
         .map(|s| format!("did you mean `{ds}.{s}`?"))
         .unwrap_or_else(|| format!("columns of {ds}: {}", abbreviate(&cols)));
     Some(
-        Diagnostic::new(Code::UnknownLineageColumn, format!("{what} references column \"{col}\" of DataSet \"{ds}\", which it does not declare"))
-            .at(at)
-            .related(doc.loc("/spec/schema"), format!("schema of {ds}"))
-            .help(help),
+        Diagnostic::new(
+            Code::UnknownLineageColumn,
+            format!(
+                "{what} references column \"{col}\" of DataSet \"{ds}\", which it does not declare"
+            ),
+        )
+        .at(at)
+        .related(doc.loc("/spec/schema"), format!("schema of {ds}"))
+        .help(help),
     )
 }
 

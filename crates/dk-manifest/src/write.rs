@@ -38,7 +38,10 @@ fn to_yaml(v: &Value) -> Yaml<'static> {
         Value::Object(o) => {
             let mut m = Mapping::new();
             for (k, v) in o {
-                m.insert(Yaml::Value(Scalar::String(Cow::Owned(k.clone()))), to_yaml(v));
+                m.insert(
+                    Yaml::Value(Scalar::String(Cow::Owned(k.clone()))),
+                    to_yaml(v),
+                );
             }
             Yaml::Mapping(m)
         }
@@ -51,7 +54,9 @@ pub fn to_yaml_string<T: Serialize>(docs: &[T]) -> Result<String, WriteError> {
     for (i, d) in docs.iter().enumerate() {
         let v = serde_json::to_value(d)?;
         let mut s = String::new();
-        YamlEmitter::new(&mut s).dump(&to_yaml(&v)).map_err(|e| WriteError::Emit(e.to_string()))?;
+        YamlEmitter::new(&mut s)
+            .dump(&to_yaml(&v))
+            .map_err(|e| WriteError::Emit(e.to_string()))?;
         let body = s.strip_prefix("---\n").unwrap_or(&s);
         if i > 0 {
             out.push_str("---\n");
@@ -67,8 +72,14 @@ pub fn to_yaml_string<T: Serialize>(docs: &[T]) -> Result<String, WriteError> {
 /// Writes `contents` to `path` atomically: a temp file in the same directory, fsync, rename,
 /// fsync of the directory. Creates parent directories.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
-    let io = |source| WriteError::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let io = |source| WriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     tmp.write_all(contents).map_err(io)?;
@@ -90,7 +101,11 @@ mod tests {
         let mut ds = DataSet::new(Kind::DataSet, "users", DataSetSpec::default());
         ds.spec.store = "warehouse".into();
         ds.spec.table = Some("public.users".into());
-        ds.spec.schema.push(Column { name: "id".into(), type_: "bigint".into(), ..Column::default() });
+        ds.spec.schema.push(Column {
+            name: "id".into(),
+            type_: "bigint".into(),
+            ..Column::default()
+        });
         ds.metadata.version = Some("1.0".into());
         let text = to_yaml_string(&[&ds]).unwrap();
         let m = crate::loader::load_str("users.yaml", &text);

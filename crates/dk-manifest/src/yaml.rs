@@ -95,7 +95,12 @@ impl<'a> Offsets<'a> {
     fn span(&self, s: &saphyr_parser::Span) -> Span {
         let start = self.byte(s.start.index());
         let end = self.byte(s.end.index()).max(start);
-        Span { offset: start, len: end - start, line: s.start.line() as u32, column: s.start.col() as u32 + 1 }
+        Span {
+            offset: start,
+            len: end - start,
+            line: s.start.line() as u32,
+            column: s.start.col() as u32 + 1,
+        }
     }
 }
 
@@ -112,7 +117,12 @@ pub fn parse(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
         let at = offsets.byte(m.index());
         YamlError {
             message: e.info().to_string(),
-            span: Span { offset: at, len: 0, line: m.line() as u32, column: m.col() as u32 + 1 },
+            span: Span {
+                offset: at,
+                len: 0,
+                line: m.line() as u32,
+                column: m.col() as u32 + 1,
+            },
         }
     })?;
     Ok(docs
@@ -126,14 +136,59 @@ pub fn parse(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
         .collect())
 }
 
+/// The length of a scalar's own text within its span (saphyr's end marker can run past a closing
+/// quote to trailing blanks and a comment).
+fn scalar_len(slice: &str) -> usize {
+    let bytes = slice.as_bytes();
+    match bytes.first() {
+        Some(b'"') => {
+            let mut i = 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' => i += 2,
+                    b'"' => return i + 1,
+                    _ => i += 1,
+                }
+            }
+            slice.len()
+        }
+        Some(b'\'') => {
+            let mut i = 1;
+            while i < bytes.len() {
+                if bytes[i] == b'\'' {
+                    if bytes.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    return i + 1;
+                }
+                i += 1;
+            }
+            slice.len()
+        }
+        Some(b'|') | Some(b'>') => slice.trim_end().len(),
+        _ => {
+            let cut = slice.find(" #").unwrap_or(slice.len());
+            let line_end = slice[..cut].find('\n').unwrap_or(cut);
+            let first = &slice[..line_end];
+            // Multi-line plain scalars keep their whole extent.
+            if line_end < cut {
+                slice[..cut].trim_end().len()
+            } else {
+                first.trim_end().len()
+            }
+        }
+    }
+}
+
 fn scalar_to_json(s: &Scalar<'_>) -> Value {
     match s {
         Scalar::Null => Value::Null,
         Scalar::Boolean(b) => Value::Bool(*b),
         Scalar::Integer(i) => Value::Number((*i).into()),
-        Scalar::FloatingPoint(f) => {
-            Number::from_f64(f.into_inner()).map(Value::Number).unwrap_or_else(|| Value::String(f.to_string()))
-        }
+        Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner())
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(f.to_string())),
         Scalar::String(s) => Value::String(s.to_string()),
     }
 }
@@ -159,8 +214,18 @@ fn convert(
     key: Option<Span>,
     spans: &mut SpanMap,
 ) -> Value {
-    let value_span = offsets.span(&node.span);
-    spans.map.insert(pointer.clone(), NodeSpans { key, value: value_span });
+    let mut value_span = offsets.span(&node.span);
+    if matches!(node.data, YamlData::Value(_) | YamlData::Representation(..)) {
+        value_span.len =
+            scalar_len(&offsets.text[value_span.offset..value_span.offset + value_span.len]);
+    }
+    spans.map.insert(
+        pointer.clone(),
+        NodeSpans {
+            key,
+            value: value_span,
+        },
+    );
     match &node.data {
         YamlData::Value(s) => scalar_to_json(s),
         YamlData::Representation(s, _, _) => Value::String(s.to_string()),
@@ -223,6 +288,16 @@ mod tests {
         let e = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(e.span.line >= 1);
         assert!(!e.message.is_empty());
+    }
+
+    #[test]
+    fn scalar_spans_stop_before_comments() {
+        let text = "a: \"\"  # empty\nb: plain   # c\nc: 'x''y' # q\n";
+        let docs = parse(text).unwrap();
+        for (p, want) in [("/a", "\"\""), ("/b", "plain"), ("/c", "'x''y'")] {
+            let s = docs[0].spans.get(p).unwrap().value;
+            assert_eq!(&text[s.offset..s.offset + s.len], want);
+        }
     }
 
     #[test]

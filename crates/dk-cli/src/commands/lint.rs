@@ -11,7 +11,10 @@ use crate::output;
 
 /// Loads and validates the project containing `path`; when `path` is a file, only its findings
 /// are kept. Returns the model and the diagnostics.
-pub fn check(path: &Path, strict: bool) -> anyhow::Result<(dk_manifest::ProjectModel, Vec<Diagnostic>)> {
+pub fn check(
+    path: &Path,
+    strict: bool,
+) -> anyhow::Result<(dk_manifest::ProjectModel, Vec<Diagnostic>)> {
     let (root, is_project) = loader::find_root(path)?;
     let model = if path.is_file() && !is_project {
         // A loose file: that file alone.
@@ -23,7 +26,11 @@ pub fn check(path: &Path, strict: bool) -> anyhow::Result<(dk_manifest::ProjectM
     let mut diags = validate(&model, ValidateOptions { strict });
     if path.is_file() && is_project {
         let abs = std::fs::canonicalize(path)?;
-        let rel = abs.strip_prefix(&model.root).unwrap_or(&abs).to_string_lossy().replace('\\', "/");
+        let rel = abs
+            .strip_prefix(&model.root)
+            .unwrap_or(&abs)
+            .to_string_lossy()
+            .replace('\\', "/");
         diags.retain(|d| d.location.as_ref().is_some_and(|l| l.file.as_ref() == rel));
     }
     Ok((model, diags))
@@ -34,9 +41,20 @@ pub fn run(a: LintArgs) -> anyhow::Result<Exit> {
     let summary = Summary::of(&diags, model.files);
     let text = match a.output {
         LintOutput::Human => {
-            let mut s = render::human(&diags, &model.sources, render::HumanOptions { color: output::color_stdout(), width: output::width() });
+            let mut s = render::human(
+                &diags,
+                &model.sources,
+                render::HumanOptions {
+                    color: output::color_stdout(),
+                    width: output::width(),
+                },
+            );
             let verdict = if summary.errors > 0 { "✗" } else { "✓" };
-            s.push_str(&format!("{verdict} {summary} ({} manifests in {})\n", model.docs.len(), model.root.display()));
+            s.push_str(&format!(
+                "{verdict} {summary} ({} manifests in {})\n",
+                model.docs.len(),
+                model.root.display()
+            ));
             s
         }
         LintOutput::Short => {

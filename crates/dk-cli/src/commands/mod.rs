@@ -18,8 +18,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Store(c) => scaffold::store(c),
         Command::Dataset(c) => match c {
             crate::cli::DatasetCommand::Create(a) => scaffold::dataset(a),
-            crate::cli::DatasetCommand::List { output, project } => show::dataset_list(output, &project),
-            crate::cli::DatasetCommand::Show { name, output, project } => show::show_named(dk_manifest::Kind::DataSet, &name, output, &project),
+            crate::cli::DatasetCommand::List { output, project } => {
+                show::dataset_list(output, &project)
+            }
+            crate::cli::DatasetCommand::Show {
+                name,
+                output,
+                project,
+            } => show::show_named(dk_manifest::Kind::DataSet, &name, output, &project),
         },
         Command::Transform(crate::cli::TransformCommand::Create(a)) => scaffold::transform(a),
         Command::Show(a) => show::show(a),
