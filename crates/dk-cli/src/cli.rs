@@ -45,6 +45,9 @@ pub enum Command {
     Transform(TransformCommand),
     /// Print one manifest: `dk show dataset/users`.
     Show(ShowArgs),
+    /// Environments: list them, or show how a project resolves in one (bindings, variables).
+    #[command(subcommand)]
+    Env(EnvCommand),
     /// List diagnostic codes, or explain one: `dk diagnostics E230`.
     Diagnostics(DiagnosticsArgs),
     /// Print a shell completion script.
@@ -308,4 +311,32 @@ pub struct ManArgs {
     /// Directory to write dk.1 and one page per subcommand into.
     #[arg(long, default_value = "man")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// List the environments in promotion order.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Resolve every Store for one environment: bindings applied, ${VAR}s resolved, secrets shown
+    /// only as references and hashes.
+    Show {
+        /// The environment (default: the Project's defaultEnvironment).
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
 }

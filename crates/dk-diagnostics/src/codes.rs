@@ -176,6 +176,10 @@ codes! {
         "A transform's output feeds back into its own inputs. The cycle path is shown; break it by removing one of the edges."),
     UnknownEnvironment => ("E408", Error, "a name refers to an Environment that does not exist",
         "Create the Environment manifest or fix the name."),
+    UnresolvedVariable => ("E409", Error, "a ${VAR} reference has no value",
+        "Variables resolve from the Environment's `spec.variables`, then the process environment, then the default in `${VAR:-default}`. Set the variable (for example `export SHOP_PG_PASSWORD=...`) or give a default."),
+    InvalidVariable => ("E410", Error, "a ${...} reference is malformed",
+        "Write `${NAME}` or `${NAME:-default}` with NAME made of letters, digits and `_`, not starting with a digit. Write `$${` for a literal `${`."),
 }
 
 impl Serialize for Code {

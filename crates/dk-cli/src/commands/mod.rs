@@ -1,5 +1,6 @@
 //! One module per command. `run` dispatches.
 
+mod env;
 mod init;
 mod lint;
 mod misc;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         },
         Command::Transform(crate::cli::TransformCommand::Create(a)) => scaffold::transform(a),
         Command::Show(a) => show::show(a),
+        Command::Env(c) => env::run(c),
         Command::Diagnostics(a) => misc::diagnostics(a),
         Command::Completions(a) => misc::completions(a),
         Command::Man(a) => misc::man(a),
