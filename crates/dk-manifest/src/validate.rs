@@ -1510,3 +1510,141 @@ pub fn finish(diags: &mut Vec<Diagnostic>, opts: ValidateOptions) {
     diags.sort_by_key(|d| d.sort_key());
     diags.dedup();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::load_str;
+
+    fn codes(text: &str) -> Vec<(String, u32)> {
+        let m = load_str("f.yaml", text);
+        let mut v: Vec<(String, u32)> = validate(&m, ValidateOptions::default())
+            .into_iter()
+            .map(|d| {
+                (
+                    d.code.id().to_string(),
+                    d.location.map(|l| l.span.line).unwrap_or(0),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    const HEAD: &str = "apiVersion: datakit.infoblox.dev/v1alpha1\n";
+
+    #[test]
+    fn triggers_cron_timezone_composite() {
+        let t = format!(
+            "{HEAD}kind: Transform\nmetadata: {{name: t}}\nspec:\n  runtime: sync\n  inputs: [{{dataset: a}}]\n  outputs: [{{dataset: b}}]\n  trigger:\n    policy: schedule\n    schedule: {{cron: \"61 * * * *\", timezone: Europe/Berln}}\n"
+        );
+        let c = codes(&t);
+        assert!(c.contains(&("E236".into(), 10)), "{c:?}");
+        assert!(c.contains(&("E237".into(), 10)), "{c:?}");
+        let t2 = t.replace(
+            "policy: schedule\n    schedule: {cron: \"61 * * * *\", timezone: Europe/Berln}",
+            "policy: composite\n    policies: [schedule, schedule, bogus]",
+        );
+        let c = codes(&t2);
+        assert_eq!(c.iter().filter(|(k, _)| k == "E238").count(), 2, "{c:?}");
+        assert!(c.iter().any(|(k, _)| k == "E235"), "{c:?}");
+        let t3 = t
+            .replace("\"61 * * * *\"", "\"0 */6 * * *\"")
+            .replace("Europe/Berln", "UTC");
+        assert!(
+            !codes(&t3).iter().any(|(k, _)| k.starts_with("E23")),
+            "{:?}",
+            codes(&t3)
+        );
+    }
+
+    #[test]
+    fn secrets_literal_reference_and_connection_credentials() {
+        let s = format!(
+            "{HEAD}kind: Store\nmetadata: {{name: s}}\nspec:\n  connector: c\n  connection:\n    host: h\n    password: hunter2\n    url: \"postgres://u:pw@h/db\"\n    ok: \"postgres://u:${{PW}}@h/db\"\n  secrets:\n    password: plain\n    token: \"${{TOKEN}}\"\n    groupId: g1\n    empty: \"\"\n"
+        );
+        let c = codes(&s);
+        assert!(c.contains(&("E214".into(), 8)), "{c:?}");
+        assert!(c.contains(&("E214".into(), 9)), "{c:?}");
+        assert!(!c.contains(&("E214".into(), 10)), "{c:?}");
+        assert!(c.contains(&("E212".into(), 12)), "{c:?}");
+        assert!(c.contains(&("W213".into(), 14)), "{c:?}");
+        assert!(c.contains(&("E212".into(), 15)), "{c:?}");
+        assert!(
+            !c.iter().any(|(k, l)| *l == 13 && k.starts_with("E21")),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn datasets_checks_and_types() {
+        let d = format!(
+            "{HEAD}kind: DataSet\nmetadata: {{name: d}}\nspec:\n  store: s\n  table: a.b.c.d\n  classification: secret\n  schema:\n    - {{name: id, type: bigint, checks: [not_null, uniq, {{regex: {{pattern: \"[\"}}}}]}}\n    - {{name: ID, type: blob}}\n  checks:\n    - unique\n    - {{freshness: {{column: ts, maxAge: soon}}}}\n"
+        );
+        let c = codes(&d);
+        for want in [
+            ("E224", 6),
+            ("E002", 7),
+            ("E226", 9),
+            ("E043", 10),
+            ("W225", 10),
+            ("E226", 12),
+            ("E031", 13),
+        ] {
+            assert!(
+                c.contains(&(want.0.to_string(), want.1)),
+                "missing {want:?} in {c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn runtime_specific_fields() {
+        let t = format!(
+            "{HEAD}kind: Transform\nmetadata: {{name: t}}\nspec:\n  runtime: sql\n  materialized: incremental\n  inputs: [{{dataset: a}}]\n  outputs: [{{dataset: b}}]\n  script: x.py\n  trigger: {{policy: manual}}\n  tests:\n    - {{name: u, given: {{zz: []}}, expect: []}}\n"
+        );
+        let c = codes(&t);
+        for want in [("E242", 4), ("E242", 6), ("E242", 9), ("E242", 12)] {
+            assert!(
+                c.contains(&(want.0.to_string(), want.1)),
+                "missing {want:?} in {c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_and_policy_rules() {
+        let e = format!(
+            "{HEAD}kind: Environment\nmetadata: {{name: prod}}\nspec:\n  tier: production\n  approval: {{required: 2, approvers: [{{name: a, publicKey: k}}], requireFor: [everything]}}\n  drift: {{ignore: [{{resource: x, reason: y, expires: tomorrow}}]}}\n---\n{HEAD}kind: Policy\nmetadata: {{name: p}}\nspec:\n  rules:\n    - {{name: r, condition: \"\", message: m, severity: fatal}}\n"
+        );
+        let c = codes(&e);
+        for want in [
+            ("E002", 5),
+            ("E250", 6),
+            ("E002", 6),
+            ("E251", 7),
+            ("E270", 14),
+            ("E002", 14),
+        ] {
+            assert!(
+                c.contains(&(want.0.to_string(), want.1)),
+                "missing {want:?} in {c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn exclude_globs_skip_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("project.yaml"), format!("{HEAD}kind: Project\nmetadata: {{name: p}}\nspec: {{exclude: [vendor, \"*.tmpl.yaml\"]}}\n")).unwrap();
+        std::fs::create_dir_all(dir.path().join("vendor")).unwrap();
+        std::fs::write(dir.path().join("vendor/bad.yaml"), "a: [").unwrap();
+        std::fs::write(dir.path().join("x.tmpl.yaml"), "a: [").unwrap();
+        std::fs::create_dir_all(dir.path().join("target")).unwrap();
+        std::fs::write(dir.path().join("target/bad.yaml"), "a: [").unwrap();
+        let m = crate::loader::load(dir.path()).unwrap();
+        assert!(m.is_project);
+        assert_eq!(m.files, 1);
+        assert!(validate(&m, ValidateOptions { strict: true }).is_empty());
+    }
+}
