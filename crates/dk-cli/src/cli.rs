@@ -26,6 +26,9 @@ pub enum Command {
     /// Validate every manifest of a project (also spelled `dk validate`).
     #[command(visible_alias = "validate")]
     Lint(LintArgs),
+    /// The pipeline graph derived from Transform inputs and outputs.
+    #[command(subcommand)]
+    Pipeline(crate::commands::pipeline::PipelineCommand),
     /// Create a new project.
     Init(InitArgs),
     /// JSON Schemas of the manifest kinds.

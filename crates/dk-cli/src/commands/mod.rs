@@ -4,6 +4,7 @@ mod env;
 mod init;
 mod lint;
 mod misc;
+pub mod pipeline;
 mod scaffold;
 mod show;
 
@@ -13,6 +14,7 @@ use crate::exit::Exit;
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Lint(a) => lint::run(a),
+        Command::Pipeline(c) => pipeline::run(c),
         Command::Init(a) => init::run(a),
         Command::Schema(c) => misc::schema(c),
         Command::Connector(c) => scaffold::connector(c),
