@@ -64,7 +64,8 @@ def env_int(name, default):
 
 
 def build_graph(n_ds, n_tr, seed):
-    """Returns (names, sources, outputs, inputs_of, columns_of, hubs)."""
+    """Returns (datasets, sources, outputs, transforms, inputs per transform, columns per dataset, hub indexes,
+    source reads handed out, materialization per transform, cron (or None) per transform)."""
     if n_tr < 1 or n_ds <= n_tr:
         raise SystemExit(f"need 1 <= transforms < datasets (got datasets={n_ds}, transforms={n_tr})")
     rng = random.Random(seed)
@@ -142,12 +143,13 @@ def write(path, text):
         f.write(text)
 
 
-def select_sql(cols, ups, call):
-    """A SELECT producing `cols` from the upstreams `ups`; `call(u)` renders the relation of u."""
+def select_sql(columns, out, ups, call):
+    """A SELECT producing the columns of `out` from the upstreams `ups`; `call(u)` renders u's relation."""
+    cols = columns[out]
     lines = []
     have = {}
     for j, u in enumerate(ups):
-        for c in COLS_OF[u]:
+        for c in columns[u]:
             have.setdefault(c[0], j)
     sel = []
     for name, typ, _ in cols:
@@ -160,9 +162,6 @@ def select_sql(cols, ups, call):
     for j in range(1, len(ups)):
         lines.append(f"left join {call(ups[j])} as u{j} on u{j}.id = u0.id")
     return "\n".join(lines) + "\n"
-
-
-COLS_OF = {}
 
 
 def yq(s):
@@ -235,7 +234,7 @@ def gen_dk(root, ds, sources, outputs, tr, inputs, columns, mat, cron):
             s += ["  trigger:", "    policy: on-change"]
         write(os.path.join(tdir, "dk.yaml"), "\n".join(s) + "\n")
         sql = f"-- {t}: {out} from {len(ins)} input(s)\n" + select_sql(
-            columns[out], ins, lambda u: "{{ ref('" + u + "') }}")
+            columns, out, ins, lambda u: "{{ ref('" + u + "') }}")
         write(os.path.join(tdir, "query.sql"), sql)
 
 
@@ -307,7 +306,7 @@ def gen_dbt(root, ds, sources, outputs, tr, inputs, columns, mat, per_dir, dbpat
             head = f"-- {t}: {out} from {len(ins)} input(s)\n"
             if mat[t] == "table":
                 head += "{{ config(materialized='table') }}\n"
-            write(os.path.join(ddir, dbt_name(out) + ".sql"), head + select_sql(columns[out], ins, call))
+            write(os.path.join(ddir, dbt_name(out) + ".sql"), head + select_sql(columns, out, ins, call))
             sch.append(f"  - name: {dbt_name(out)}")
             sch.append(f"    description: Builds {out} from {', '.join(ins)}.")
             sch += dbt_columns_yaml(columns[out], 4)
@@ -325,7 +324,6 @@ def main():
     a = ap.parse_args()
 
     ds, sources, outputs, tr, inputs, columns, hubs, cursor, mat, cron = build_graph(a.datasets, a.transforms, a.seed)
-    COLS_OF.update(columns)
     out = os.path.abspath(a.outdir)
     dk_root, dbt_root = os.path.join(out, "dk"), os.path.join(out, "dbt")
     if a.only in (None, "dk"):
