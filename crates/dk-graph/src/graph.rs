@@ -181,7 +181,8 @@ pub fn runtime_short(runtime: &str) -> &str {
 pub struct Edge {
     pub from: NodeIx,
     pub to: NodeIx,
-    /// The `spec.inputs[i]` / `spec.outputs[i]` entry of the transform manifest.
+    /// The `spec.inputs[i]` / `spec.outputs[i]` reference in the transform manifest (its
+    /// `dataset` value, or its `tags` for a tag selector).
     pub location: Option<Location>,
 }
 
@@ -421,7 +422,12 @@ impl Graph {
                             (tix, dix)
                         };
                         if seen_edges.insert((from.0, to.0)) {
-                            let location = Some(doc.loc(&format!("/spec/{side}/{i}")));
+                            let field = if r.dataset.is_some() {
+                                "dataset"
+                            } else {
+                                "tags"
+                            };
+                            let location = Some(doc.loc(&format!("/spec/{side}/{i}/{field}")));
                             g.edges.push(Edge { from, to, location });
                         }
                     }
