@@ -209,6 +209,7 @@ impl LocalBackend {
             match fs4::FileExt::try_lock(&file) {
                 Ok(()) => {
                     if !is_same_file(&file, &lock_path) {
+                        let _ = fs4::FileExt::unlock(&file);
                         continue;
                     }
                     remove_temp_files(&dir, LOCK_INFO_FILE);
@@ -392,9 +393,20 @@ impl Drop for LocalLockGuard {
 }
 
 enum Probe {
-    /// The lock was free; we hold it until the file is dropped.
-    Free(File),
+    /// The lock was free; we hold it until this is dropped.
+    Free(Unlocking),
     Held,
+}
+
+/// A locked file that is explicitly unlocked on drop. Closing alone is not enough: a child
+/// forked by another thread shares the open file description until it execs, and would keep
+/// the flock alive meanwhile.
+struct Unlocking(File);
+
+impl Drop for Unlocking {
+    fn drop(&mut self) {
+        let _ = fs4::FileExt::unlock(&self.0);
+    }
 }
 
 fn probe_lock(path: &Path) -> Result<Probe> {
@@ -407,7 +419,7 @@ fn probe_lock(path: &Path) -> Result<Probe> {
         Err(e) => return Err(StateError::io("open", path, e)),
     };
     match fs4::FileExt::try_lock(&file) {
-        Ok(()) => Ok(Probe::Free(file)),
+        Ok(()) => Ok(Probe::Free(Unlocking(file))),
         Err(TryLockError::WouldBlock) => Ok(Probe::Held),
         Err(TryLockError::Error(e)) => Err(StateError::io("lock", path, e)),
     }
