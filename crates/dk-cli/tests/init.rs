@@ -109,6 +109,10 @@ fn quickstart_lints_clean_and_stays_clean_after_each_scaffold() {
             "Europe/Berlin",
         ],
         &[
+            "dataset", "create", "exports", "--store", "lake", "--prefix", "exports/", "--format",
+            "parquet",
+        ],
+        &[
             "transform",
             "create",
             "export",
@@ -117,7 +121,7 @@ fn quickstart_lints_clean_and_stays_clean_after_each_scaffold() {
             "--input",
             "events",
             "--output",
-            "raw-orders",
+            "exports",
         ],
     ];
     for args in steps {
@@ -136,6 +140,25 @@ fn quickstart_lints_clean_and_stays_clean_after_each_scaffold() {
     insta::assert_snapshot!("scaffolded_transform", t);
     assert!(p.join("transforms/customer-orders/query.sql").is_file());
     assert!(p.join("transforms/export/main.py").is_file());
+    // A transform that would close a cycle is refused, and nothing is written.
+    let (code, _, err) = run(
+        &[
+            "transform",
+            "create",
+            "loop",
+            "--runtime",
+            "sync",
+            "--input",
+            "exports",
+            "--output",
+            "raw-orders",
+        ],
+        Some(&p),
+        None,
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("E407") && err.contains("cycle"), "{err}");
+    assert!(!p.join("transforms/loop/dk.yaml").exists());
 }
 
 #[test]

@@ -7,7 +7,14 @@ use std::fs;
 use common::*;
 
 /// (fixture dir, expected exit code, codes that must appear with their severity, codes that must not appear)
-const CASES: &[(&str, i32, &[(&str, &str)], &[&str])] = &[
+type Case = (
+    &'static str,
+    i32,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
+const CASES: &[Case] = &[
     (
         "datakit/examples/reactive-pipeline",
         0,

@@ -126,7 +126,7 @@ pub struct ResolvedProject {
 pub fn pick_environment<'m>(
     model: &'m ProjectModel,
     name: Option<&str>,
-) -> Result<(&'m Document, &'m Environment), Diagnostic> {
+) -> Result<(&'m Document, &'m Environment), Box<Diagnostic>> {
     let envs: Vec<(&Document, &Environment)> = model.environments().collect();
     let wanted = name
         .map(str::to_string)
@@ -144,11 +144,11 @@ pub fn pick_environment<'m>(
         });
     let Some(wanted) = wanted else {
         let names: Vec<&str> = envs.iter().map(|(_, e)| e.metadata.name.as_str()).collect();
-        return Err(Diagnostic::new(Code::UnknownEnvironment, "no environment given").help(if names.is_empty() {
+        return Err(Box::new(Diagnostic::new(Code::UnknownEnvironment, "no environment given").help(if names.is_empty() {
             "the project has no Environment manifests: create environments/dev.yaml with `kind: Environment`".to_string()
         } else {
             format!("pass -e ENV (one of {}) or set `defaultEnvironment` in project.yaml", names.join(", "))
-        }));
+        })));
     };
     envs.into_iter()
         .find(|(_, e)| e.metadata.name == wanted)
@@ -165,11 +165,13 @@ pub fn pick_environment<'m>(
                     }
                 ),
             };
-            Diagnostic::new(
-                Code::UnknownEnvironment,
-                format!("environment \"{wanted}\" is not defined"),
+            Box::new(
+                Diagnostic::new(
+                    Code::UnknownEnvironment,
+                    format!("environment \"{wanted}\" is not defined"),
+                )
+                .help(help),
             )
-            .help(help)
         })
 }
 
@@ -237,7 +239,7 @@ pub fn resolve(
     env_name: Option<&str>,
     source: &dyn VarSource,
 ) -> Result<ResolvedProject, Vec<Diagnostic>> {
-    let (env_doc, env) = pick_environment(model, env_name).map_err(|d| vec![d])?;
+    let (env_doc, env) = pick_environment(model, env_name).map_err(|d| vec![*d])?;
     // The environment's own variables may reference the process environment.
     let mut r = Resolver {
         env_vars: &IndexMap::new(),

@@ -47,7 +47,6 @@ pub struct Document {
     pub kind: Kind,
     /// `metadata.name` as written ("" when missing or not a string).
     pub name: String,
-    pub value: Value,
     pub spans: SpanMap,
     /// The typed manifest; `None` when the document's structure is broken (already diagnosed).
     pub manifest: Option<Manifest>,
@@ -62,6 +61,17 @@ impl Document {
     /// Location of the key at a JSON pointer (falls back to the value).
     pub fn key_loc(&self, pointer: &str) -> Location {
         Location::new(self.file.clone(), self.spans.key_or_value(pointer))
+    }
+
+    /// The document as written, as JSON (re-read from the file's text: the loader keeps only the
+    /// typed manifest and the spans, to stay small on large projects).
+    pub fn value(&self) -> Value {
+        yaml::parse(self.spans.text())
+            .ok()
+            .and_then(|mut docs| {
+                (self.index < docs.len()).then(|| docs.swap_remove(self.index).value)
+            })
+            .unwrap_or(Value::Null)
     }
 
     /// `Kind/name` as used in `dk show`.
@@ -397,7 +407,7 @@ fn parse_file_text(display: Arc<str>, path: &Path, text: &str) -> FileResult {
         );
         return res;
     }
-    let docs = match yaml::parse(&text) {
+    let docs = match yaml::parse_shared(text.clone()) {
         Ok(d) => d,
         Err(e) => {
             res.diagnostics.push(
@@ -485,15 +495,14 @@ fn parse_file_text(display: Arc<str>, path: &Path, text: &str) -> FileResult {
             index,
             kind,
             name,
-            value: d.value,
             spans: d.spans,
             manifest: None,
         };
-        let structural = crate::schema::validate_structure(&doc);
+        let structural = crate::schema::validate_structure(&doc, &d.value);
         let broken = structural
             .iter()
             .any(|d| d.code == Code::WrongType || d.code == Code::InvalidValue);
-        match Manifest::from_value(kind, &doc.value) {
+        match Manifest::from_value(kind, &d.value) {
             Ok(m) => doc.manifest = Some(m),
             Err((pointer, message)) if !broken => res.diagnostics.push(
                 Diagnostic::new(

@@ -140,10 +140,8 @@ fn schema_at<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
             p
         } else if let Some(items) = node.get("items") {
             items
-        } else if let Some(ap) = node.get("additionalProperties").filter(|v| v.is_object()) {
-            ap
         } else {
-            return None;
+            node.get("additionalProperties").filter(|v| v.is_object())?
         };
     }
     Some(deref(root, node))
@@ -209,10 +207,10 @@ fn type_kind_name(k: &TypeKind) -> String {
 }
 
 /// Structural validation of one document against its kind's strict schema.
-pub fn validate_structure(doc: &Document) -> Vec<Diagnostic> {
+pub fn validate_structure(doc: &Document, value: &Value) -> Vec<Diagnostic> {
     let c = compiled(doc.kind);
     let mut out = Vec::new();
-    for err in c.validator.iter_errors(&doc.value) {
+    for err in c.validator.iter_errors(value) {
         let pointer = err.instance_path().as_str().to_string();
         match err.kind() {
             ValidationErrorKind::Required { .. }
@@ -241,7 +239,7 @@ pub fn validate_structure(doc: &Document) -> Vec<Diagnostic> {
                 }
             }
             ValidationErrorKind::Type { kind } => {
-                let actual = doc.value.pointer(&pointer).unwrap_or(&Value::Null);
+                let actual = value.pointer(&pointer).unwrap_or(&Value::Null);
                 let expected = type_kind_name(kind);
                 let mut help = format!("`{}` must be {expected}", display_field(&pointer));
                 if expected.contains("string")

@@ -868,7 +868,7 @@ fn check_dataset(c: &mut Ctx<'_>, s: &DataSetSpec) {
         if let Some(f) = &col.from {
             if f.split('.').count() != 2 || f.split('.').any(str::is_empty) {
                 c.push(
-                    Code::UnknownLineageColumn,
+                    Code::InvalidValue,
                     &format!("{p}/from"),
                     format!("`from` must be dataset.column (got \"{f}\")"),
                     None,
@@ -1477,6 +1477,8 @@ const LOOSE_REFERENCE_CODES: &[Code] = &[
     Code::SelectorMatchesNothing,
     Code::UnknownLineageColumn,
     Code::UnknownBindingStore,
+    // Loose manifests are often unrelated files (fixtures, packages of different pipelines).
+    Code::DuplicateProducer,
 ];
 
 /// Validates a loaded project: the loader's findings, field rules and project rules, with the
@@ -1485,21 +1487,22 @@ pub fn validate(model: &ProjectModel, opts: ValidateOptions) -> Vec<Diagnostic> 
     let mut out: Vec<Diagnostic> = model.diagnostics.clone();
     let per_doc: Vec<Vec<Diagnostic>> = model.docs.par_iter().map(check_document).collect();
     out.extend(per_doc.into_iter().flatten());
-    let mut refs_ = check_project(model);
-    if !model.is_project {
-        for d in &mut refs_ {
+    out.extend(check_project(model));
+    finish(&mut out, opts, model.is_project);
+    out
+}
+
+/// Applies the severity policy and sorts: outside a project (no project.yaml) reference findings
+/// and duplicate producers are warnings; `--strict` turns warnings into errors. Idempotent, so
+/// callers that add findings (the graph rules) can apply it again.
+pub fn finish(diags: &mut Vec<Diagnostic>, opts: ValidateOptions, is_project: bool) {
+    if !is_project {
+        for d in diags.iter_mut() {
             if LOOSE_REFERENCE_CODES.contains(&d.code) && d.severity == Severity::Error {
                 d.severity = Severity::Warning;
             }
         }
     }
-    out.extend(refs_);
-    finish(&mut out, opts);
-    out
-}
-
-/// Applies `--strict` and sorts.
-pub fn finish(diags: &mut Vec<Diagnostic>, opts: ValidateOptions) {
     if opts.strict {
         for d in diags.iter_mut() {
             if d.severity == Severity::Warning {

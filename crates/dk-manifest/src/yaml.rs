@@ -2,7 +2,7 @@
 //! (of the value and, for mapping entries, of the key). Built on saphyr's marked tree, so every
 //! node keeps its line and column; saphyr's markers count characters, converted here to bytes.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use dk_diagnostics::Span;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
@@ -17,23 +17,80 @@ pub struct NodeSpans {
     pub value: Span,
 }
 
+/// Byte range as stored: (offset, length).
+type Raw = (u32, u32);
+
 /// JSON pointer (`/spec/inputs/0/dataset`) → spans. The empty pointer is the document.
+///
+/// Compact by design (a project has hundreds of thousands of nodes): entries are keyed by a 64-bit
+/// hash of the pointer and hold byte ranges only; line and column are computed from the file text
+/// when a location is asked for (which happens only for diagnostics).
 #[derive(Debug, Clone, Default)]
 pub struct SpanMap {
-    map: HashMap<String, NodeSpans>,
+    entries: Vec<(u64, Option<Raw>, Raw)>,
+    text: Arc<str>,
+}
+
+fn hash_pointer(p: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write(p.as_bytes());
+    h.write_u8(0xff);
+    h.finish()
 }
 
 impl SpanMap {
-    pub fn get(&self, pointer: &str) -> Option<&NodeSpans> {
-        self.map.get(pointer)
+    fn insert(&mut self, pointer: &str, key: Option<Raw>, value: Raw) {
+        self.entries.push((hash_pointer(pointer), key, value));
+    }
+
+    fn seal(&mut self) {
+        self.entries.sort_by_key(|e| e.0);
+        self.entries.dedup_by_key(|e| e.0);
+        self.entries.shrink_to_fit();
+    }
+
+    fn raw(&self, pointer: &str) -> Option<(Option<Raw>, Raw)> {
+        let h = hash_pointer(pointer);
+        self.entries
+            .binary_search_by_key(&h, |e| e.0)
+            .ok()
+            .map(|i| (self.entries[i].1, self.entries[i].2))
+    }
+
+    fn span(&self, r: Raw) -> Span {
+        let start = r.0 as usize;
+        dk_diagnostics::span_from_offsets(&self.text, start, start + r.1 as usize)
+    }
+
+    /// The text of the file the spans point into.
+    pub fn text(&self) -> &Arc<str> {
+        &self.text
+    }
+
+    /// Whether a node exists at `pointer`.
+    pub fn contains(&self, pointer: &str) -> bool {
+        self.raw(pointer).is_some()
+    }
+
+    /// Whether `pointer` is a mapping entry (has a key span).
+    pub fn has_key(&self, pointer: &str) -> bool {
+        self.raw(pointer).is_some_and(|(k, _)| k.is_some())
+    }
+
+    pub fn get(&self, pointer: &str) -> Option<NodeSpans> {
+        self.raw(pointer).map(|(k, v)| NodeSpans {
+            key: k.map(|k| self.span(k)),
+            value: self.span(v),
+        })
     }
 
     /// The span of the value at `pointer`, or of its nearest existing ancestor.
     pub fn value_or_parent(&self, pointer: &str) -> Span {
         let mut p = pointer;
         loop {
-            if let Some(s) = self.map.get(p) {
-                return s.value;
+            if let Some((_, v)) = self.raw(p) {
+                return self.span(v);
             }
             match p.rfind('/') {
                 Some(i) => p = &p[..i],
@@ -44,9 +101,9 @@ impl SpanMap {
 
     /// The span of the key at `pointer` if it is a mapping entry, else of the value (or parent).
     pub fn key_or_value(&self, pointer: &str) -> Span {
-        match self.map.get(pointer) {
-            Some(NodeSpans { key: Some(k), .. }) => *k,
-            Some(s) => s.value,
+        match self.raw(pointer) {
+            Some((Some(k), _)) => self.span(k),
+            Some((None, v)) => self.span(v),
             None => self.value_or_parent(pointer),
         }
     }
@@ -92,15 +149,10 @@ impl<'a> Offsets<'a> {
         }
     }
 
-    fn span(&self, s: &saphyr_parser::Span) -> Span {
+    fn raw(&self, s: &saphyr_parser::Span) -> Raw {
         let start = self.byte(s.start.index());
         let end = self.byte(s.end.index()).max(start);
-        Span {
-            offset: start,
-            len: end - start,
-            line: s.start.line() as u32,
-            column: s.start.col() as u32 + 1,
-        }
+        (start as u32, (end - start) as u32)
     }
 }
 
@@ -111,6 +163,12 @@ pub fn escape_pointer(seg: &str) -> String {
 
 /// Parses every document of `text`.
 pub fn parse(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
+    parse_shared(Arc::from(text))
+}
+
+/// Parses every document of a shared text (the span maps keep a reference to it).
+pub fn parse_shared(shared: Arc<str>) -> Result<Vec<YamlDoc>, YamlError> {
+    let text: &str = &shared;
     let offsets = Offsets::new(text);
     let docs = MarkedYaml::load_from_str(text).map_err(|e| {
         let m = e.marker();
@@ -128,9 +186,13 @@ pub fn parse(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
     Ok(docs
         .iter()
         .map(|d| {
-            let mut spans = SpanMap::default();
+            let mut spans = SpanMap {
+                entries: Vec::new(),
+                text: shared.clone(),
+            };
             let mut pointer = String::new();
             let value = convert(d, &offsets, &mut pointer, None, &mut spans);
+            spans.seal();
             YamlDoc { value, spans }
         })
         .collect())
@@ -211,21 +273,15 @@ fn convert(
     node: &MarkedYaml<'_>,
     offsets: &Offsets<'_>,
     pointer: &mut String,
-    key: Option<Span>,
+    key: Option<Raw>,
     spans: &mut SpanMap,
 ) -> Value {
-    let mut value_span = offsets.span(&node.span);
+    let mut value_span = offsets.raw(&node.span);
     if matches!(node.data, YamlData::Value(_) | YamlData::Representation(..)) {
-        value_span.len =
-            scalar_len(&offsets.text[value_span.offset..value_span.offset + value_span.len]);
+        let (o, l) = (value_span.0 as usize, value_span.1 as usize);
+        value_span.1 = scalar_len(&offsets.text[o..o + l]) as u32;
     }
-    spans.map.insert(
-        pointer.clone(),
-        NodeSpans {
-            key,
-            value: value_span,
-        },
-    );
+    spans.insert(pointer, key, value_span);
     match &node.data {
         YamlData::Value(s) => scalar_to_json(s),
         YamlData::Representation(s, _, _) => Value::String(s.to_string()),
@@ -247,7 +303,7 @@ fn convert(
                 let len = pointer.len();
                 pointer.push('/');
                 pointer.push_str(&escape_pointer(&name));
-                let key_span = offsets.span(&k.span);
+                let key_span = offsets.raw(&k.span);
                 let value = convert(v, offsets, pointer, Some(key_span), spans);
                 pointer.truncate(len);
                 out.insert(name, value);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use dk_diagnostics::{render, Severity};
 use dk_manifest::model::*;
-use dk_manifest::{loader, validate, write, ValidateOptions};
+use dk_manifest::{loader, write};
 use indexmap::IndexMap;
 use serde_json::json;
 
@@ -456,7 +456,7 @@ pub fn run(a: InitArgs) -> anyhow::Result<Exit> {
     for f in files.iter().filter(|f| !f.rel.ends_with(".yaml")) {
         write::write_atomic(&abs.join(&f.rel), f.text.as_bytes())?;
     }
-    let diags = validate(&model, ValidateOptions { strict: true });
+    let diags = super::lint::all_rules(&model, true);
     if diags.iter().any(|d| d.severity == Severity::Error) {
         let opts = render::HumanOptions {
             color: output::color_stdout(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use dk_diagnostics::{render, Severity};
 use dk_manifest::model::*;
-use dk_manifest::{loader, validate, write, ValidateOptions};
+use dk_manifest::{loader, write};
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
@@ -51,9 +51,19 @@ pub fn write_manifest<T: Serialize>(
             created.push(p);
         }
     }
+    // What the project already reports is not this command's concern; what the new file adds is
+    // (in the file itself, or elsewhere — a cycle it closes, a name it duplicates).
+    let before: std::collections::HashSet<(dk_diagnostics::Code, String)> =
+        super::lint::all_rules(&model, false)
+            .into_iter()
+            .map(|d| (d.code, d.message))
+            .collect();
     let display = model.add_text(&path, &text);
-    let mut diags = validate(&model, ValidateOptions::default());
-    diags.retain(|d| d.location.as_ref().is_some_and(|l| l.file == display));
+    let mut diags = super::lint::all_rules(&model, false);
+    diags.retain(|d| {
+        d.location.as_ref().is_some_and(|l| l.file == display)
+            || !before.contains(&(d.code, d.message.clone()))
+    });
     if !diags.is_empty() {
         let opts = render::HumanOptions {
             color: output::color_stdout(),

@@ -45,9 +45,9 @@ pub fn show_named(
     match output {
         DocOutput::Yaml => {
             println!("# {}", doc.file);
-            print!("{}", write::to_yaml_string(&[&doc.value])?);
+            print!("{}", write::to_yaml_string(&[&doc.value()])?);
         }
-        DocOutput::Json => println!("{}", serde_json::to_string_pretty(&doc.value)?),
+        DocOutput::Json => println!("{}", serde_json::to_string_pretty(&doc.value())?),
     }
     Ok(Exit::Ok)
 }
