@@ -94,7 +94,9 @@ else
   done
   say "cargo build --release -p dk-cli"
   (cd "$ROOT" && cargo build --release -p dk-cli)
-  DK=$ROOT/target/release/dk
+  # a private copy: someone else's rebuild of target/ during the run must not change what is timed
+  mkdir -p "$WORK/bin" && cp "$ROOT/target/release/dk" "$WORK/bin/dk.tmp" && mv "$WORK/bin/dk.tmp" "$WORK/bin/dk"
+  DK=$WORK/bin/dk
 fi
 [[ -x $DK ]] || { echo "no dk binary at $DK" >&2; exit 1; }
 
@@ -205,6 +207,13 @@ if "$DK" pipeline --help >/dev/null 2>&1; then
   done
   if [[ -n $ok ]]; then
     HAVE_PIPELINE=1
+    (cd "$DKP" && "$DK" pipeline show --output json >"$LOGS/dk_pipeline_show_check.json")
+    "$PY" -c 'import json,sys
+d = json.load(open(sys.argv[1])); n, e = len(d.get("nodes", [])), len(d.get("edges", []))
+want = int(sys.argv[2]) + int(sys.argv[3])
+print(f"  dk pipeline show: {n} nodes, {e} edges" + ("" if n == want else f"  (expected {want} nodes: check the graph!)"))' \
+      "$LOGS/dk_pipeline_show_check.json" "$N_DATASETS" "$N_TRANSFORMS" || true
+    echo "  dk pipeline order: $(wc -l <"$LOGS/dk_pipeline_check.out") lines (transforms: $N_TRANSFORMS)"
     (cd "$DKP" && measure dk_pipeline_show "$DKV" -- "$DK" pipeline show --output json) || true
     (cd "$DKP" && measure dk_pipeline_order "$DKV" -- "$DK" pipeline order) || true
   fi
