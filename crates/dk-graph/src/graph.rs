@@ -640,6 +640,23 @@ impl Graph {
             })
     }
 
+    /// The nodes `select` picks (every node without one) minus those `exclude` picks: what
+    /// `dk run SELECTOR --exclude X` acts on. Pair with [`Graph::order_within`].
+    pub fn selection(
+        &self,
+        select: Option<&Selector>,
+        exclude: Option<&Selector>,
+    ) -> Result<NodeSet, SelectorError> {
+        let mut set = match select {
+            Some(s) => s.select(self)?,
+            None => NodeSet::full(self.len()),
+        };
+        if let Some(ex) = exclude {
+            set.subtract(&ex.select(self)?);
+        }
+        Ok(set)
+    }
+
     /// The nodes a filter keeps.
     pub fn filter_set(&self, f: &Filter) -> Result<NodeSet, GraphError> {
         let mut keep = NodeSet::full(self.len());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Subcommand, ValueEnum};
 use dk_diagnostics::{render, Diagnostic, Severity};
 use dk_graph::render::Options;
-use dk_graph::{Filter, Format, Graph, GraphError, NodeKind, NodeSet, Selector};
+use dk_graph::{Filter, Format, Graph, GraphError, NodeKind, Selector};
 use dk_manifest::{loader, ProjectModel};
 use serde::Serialize;
 
@@ -202,13 +202,7 @@ fn order(
     if report(&graph.diagnostics(), &model) {
         return Ok(Exit::Invalid);
     }
-    let mut set = match &select {
-        Some(s) => s.select(&graph)?,
-        None => NodeSet::full(graph.len()),
-    };
-    if let Some(ex) = &exclude {
-        set.subtract(&ex.select(&graph)?);
-    }
+    let set = graph.selection(select.as_ref(), exclude.as_ref())?;
     let ordered = match graph.order_within(&set) {
         Ok(o) => o,
         Err(GraphError::Cycle(cycles)) => {
