@@ -18,4 +18,5 @@ if [ ! -d ../shared/fixtures ]; then
   exit 1
 fi
 
+bash scripts/services.sh
 cargo test --workspace --locked "$@"

@@ -44,6 +44,8 @@ pub struct PgBackend {
     project: String,
     environment: String,
     client: tokio::sync::Mutex<Client>,
+    lease: Duration,
+    heartbeat: Duration,
 }
 
 impl PgBackend {
@@ -71,9 +73,19 @@ impl PgBackend {
             project: project.to_string(),
             environment: environment.to_string(),
             client: tokio::sync::Mutex::new(client),
+            lease: LEASE,
+            heartbeat: HEARTBEAT,
         };
         backend.ensure_schema().await?;
         Ok(backend)
+    }
+
+    /// Changes the lease of holder rows written by later [`lock`](Self::lock) calls and how
+    /// often it is renewed (defaults [`LEASE`] and [`HEARTBEAT`]). The heartbeat is clamped to
+    /// at most a third of the lease.
+    pub fn set_lease(&mut self, lease: Duration, heartbeat: Duration) {
+        self.lease = lease.max(Duration::from_secs(1));
+        self.heartbeat = heartbeat.clamp(Duration::from_millis(100), self.lease / 3);
     }
 
     /// Project name.
@@ -428,7 +440,7 @@ impl PgBackend {
         }
 
         let pid = i64::from(info.pid);
-        let lease = LEASE.as_secs_f64();
+        let lease = self.lease.as_secs_f64();
         let row = client
             .query_one(
                 &format!(
@@ -479,6 +491,8 @@ impl PgBackend {
                 info.id.clone(),
             ],
             Arc::clone(&lost),
+            lease,
+            self.heartbeat,
         ));
         Ok(PgLockGuard {
             client: Some(client),
@@ -650,9 +664,15 @@ impl LostFlag {
     }
 }
 
-async fn heartbeat(client: Arc<Client>, sql: String, keys: [String; 3], lost: Arc<LostFlag>) {
-    let lease = LEASE.as_secs_f64();
-    let mut tick = tokio::time::interval(HEARTBEAT);
+async fn heartbeat(
+    client: Arc<Client>,
+    sql: String,
+    keys: [String; 3],
+    lost: Arc<LostFlag>,
+    lease: f64,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
