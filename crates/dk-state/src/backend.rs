@@ -17,8 +17,9 @@ use crate::postgres::{PgBackend, PgLockGuard};
 /// Default PostgreSQL schema of the state tables.
 pub const DEFAULT_PG_SCHEMA: &str = "dk_state";
 
-/// Where state lives, from `project.yaml` `spec.stateBackend`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where state lives, from `project.yaml` `spec.stateBackend`. Its `Debug` output hides the
+/// PostgreSQL URL, which may carry a password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum BackendConfig {
     /// `{type: local}`: files under `<root>/.dk/state/<env>/`.
     Local {
@@ -32,6 +33,19 @@ pub enum BackendConfig {
         /// Schema of the state tables (default `dk_state`).
         schema: String,
     },
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendConfig::Local { root } => f.debug_struct("Local").field("root", root).finish(),
+            BackendConfig::Postgres { schema, .. } => f
+                .debug_struct("Postgres")
+                .field("url", &"<redacted>")
+                .field("schema", schema)
+                .finish(),
+        }
+    }
 }
 
 impl BackendConfig {
@@ -412,6 +426,8 @@ mod tests {
             .expect("pg"),
             BackendConfig::postgres("postgresql://h/d", Some("st"))
         );
+        let pg = BackendConfig::postgres("postgresql://u:hunter2@h/d", None);
+        assert!(!format!("{pg:?}").contains("hunter2"));
         for bad in [
             json!({"type": "s3"}),
             json!({"type": "postgres"}),
