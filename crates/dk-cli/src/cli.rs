@@ -48,6 +48,15 @@ pub enum Command {
     Transform(TransformCommand),
     /// Print one manifest: `dk show dataset/users`.
     Show(ShowArgs),
+    /// Show what apply would change in an environment.
+    Plan(PlanArgs),
+    /// Apply a saved plan, or plan and apply after confirmation.
+    Apply(ApplyArgs),
+    /// Destroy every object dk manages in an environment (typed confirmation).
+    Destroy(DestroyArgs),
+    /// Read and edit the state of an environment.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Environments: list them, or show how a project resolves in one (bindings, variables).
     #[command(subcommand)]
     Env(EnvCommand),
@@ -339,6 +348,144 @@ pub enum EnvCommand {
         env: Option<String>,
         #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
         output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    Human,
+    Json,
+    /// For pull-request comments.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The environment (default: the Project's defaultEnvironment).
+    #[arg(long, short = 'e', env = "DK_ENV")]
+    pub env: Option<String>,
+    /// Save the plan (with its digest) for `dk apply FILE`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only these resource addresses (exact, `kind.store` prefixes, or `*` globs) and what they need.
+    #[arg(long)]
+    pub target: Vec<String>,
+    /// Record the real systems' current state without planning changes.
+    #[arg(long)]
+    pub refresh_only: bool,
+    /// Plan the destruction of everything dk manages in the environment.
+    #[arg(long)]
+    pub destroy: bool,
+    /// Exit 2 when there are changes, 0 when there are none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = PlanOutput::Human)]
+    pub output: PlanOutput,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `dk plan --out` (refused when stale or modified).
+    pub plan: Option<PathBuf>,
+    #[arg(long, short = 'e', env = "DK_ENV")]
+    pub env: Option<String>,
+    /// Apply without asking (needed when there is no terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Changes run at the same time at most.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(usize))]
+    pub parallelism: usize,
+    /// Allow changes that can lose data (dropped tables and columns, narrowing types, NOT NULL on NULLs).
+    #[arg(long)]
+    pub allow_destructive: bool,
+    /// Only these addresses (when no plan file is given).
+    #[arg(long, conflicts_with = "plan")]
+    pub target: Vec<String>,
+    #[arg(skip)]
+    pub destroy_mode: bool,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[arg(long, short = 'e', env = "DK_ENV")]
+    pub env: Option<String>,
+    /// Destroy without the typed confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Resource addresses in state (with their status when not ok).
+    List {
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// One resource as recorded.
+    Show {
+        address: String,
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Json)]
+        output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Every serial of the state.
+    History {
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Forget a resource (the object itself is not touched).
+    Rm {
+        address: String,
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Rename a resource's address in state.
+    Mv {
+        from: String,
+        to: String,
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Locks held on the project's environments (`dk state lock list`).
+    #[command(name = "locks", visible_alias = "lock-list")]
+    Locks {
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Release a lock by ID (when its holder is gone).
+    Unlock {
+        id: String,
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
         #[command(flatten)]
         project: ProjectArg,
     },

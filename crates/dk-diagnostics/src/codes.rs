@@ -180,6 +180,12 @@ codes! {
         "Variables resolve from the Environment's `spec.variables`, then the process environment, then the default in `${VAR:-default}`. Set the variable (for example `export SHOP_PG_PASSWORD=...`) or give a default."),
     InvalidVariable => ("E410", Error, "a ${...} reference is malformed",
         "Write `${NAME}` or `${NAME:-default}` with NAME made of letters, digits and `_`, not starting with a digit. Write `$${` for a literal `${`."),
+    TemplateError => ("E411", Error, "a transform's SQL template does not render",
+        "SQL files are minijinja templates: `{{ ref('dataset') }}` names a DataSet, `{{ var('name') }}` a variable from the transform's `vars` or the environment. The message shows the template error."),
+    NoProvider => ("E412", Error, "a resource needs a provider dk does not have",
+        "`dk plan` and `dk apply` manage tables and views in stores of type postgres and duckdb. Other stores are accepted by lint and the graph; mark such DataSets `external: true` or bind the store to a supported technology in this environment."),
+    ViewAcrossStores => ("E413", Error, "a view reads a DataSet in another store",
+        "A `materialized: view` transform runs inside its output's store, so every input must live in that store. Use `materialized: table` (filled by `dk run`, which moves data between stores) or move the input."),
 }
 
 impl Serialize for Code {

@@ -1,5 +1,6 @@
 //! One module per command. `run` dispatches.
 
+mod core;
 mod env;
 mod init;
 mod lint;
@@ -33,6 +34,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Transform(crate::cli::TransformCommand::Create(a)) => scaffold::transform(a),
         Command::Show(a) => show::show(a),
         Command::Env(c) => env::run(c),
+        Command::Plan(a) => core::plan(a),
+        Command::Apply(a) => core::apply(a),
+        Command::Destroy(a) => core::destroy(a),
+        Command::State(c) => core::state(c),
         Command::Diagnostics(a) => misc::diagnostics(a),
         Command::Completions(a) => misc::completions(a),
         Command::Man(a) => misc::man(a),
