@@ -188,25 +188,20 @@ impl DuckProvider {
         };
         let threads = match store.connection.get("threads") {
             None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Number(n)) => n.as_i64().filter(|n| *n > 0),
-            Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok().filter(|n| *n > 0),
-            Some(_) => None,
+            Some(v) => Some(
+                match v {
+                    serde_json::Value::Number(n) => n.as_i64(),
+                    serde_json::Value::String(s) => s.trim().parse::<i64>().ok(),
+                    _ => None,
+                }
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    config_err(format!(
+                        "connection.threads must be a positive integer, got {v}"
+                    ))
+                })?,
+            ),
         };
-        if store
-            .connection
-            .get("threads")
-            .is_some_and(|v| !v.is_null())
-            && threads.is_none()
-        {
-            return Err(config_err(format!(
-                "connection.threads must be a positive integer, got {}",
-                store
-                    .connection
-                    .get("threads")
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
-            )));
-        }
         let mut config = Config::default()
             .enable_autoload_extension(false)
             .map_err(|e| config_err(format!("cannot configure DuckDB: {e}")))?;
@@ -254,6 +249,14 @@ impl DuckProvider {
     /// The database file (absolute) or `:memory:`.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// A second connection to the same database (for a data plane in the same process: DuckDB
+    /// must not open one file twice).
+    pub fn try_clone_connection(&self) -> Result<Connection> {
+        self.conn()
+            .try_clone()
+            .map_err(|e| self.db_err("clone connection", e))
     }
 
     /// How many queries `refresh` and `plan` have sent to DuckDB so far (catalog and impact
@@ -484,14 +487,8 @@ impl DuckProvider {
             }
             (Action::Update, Some(want), Some(have)) => {
                 change.statements = update_statements(&want.spec, &have.spec, &change.ops);
-                if let ResourceSpec::Table {
-                    schema,
-                    name,
-                    columns,
-                    ..
-                } = &have.spec
-                {
-                    self.measure_update(schema, name, columns, &mut change)?;
+                if let ResourceSpec::Table { schema, name, .. } = &have.spec {
+                    self.measure_update(schema, name, &mut change)?;
                 }
             }
             _ => {}
@@ -514,13 +511,7 @@ impl DuckProvider {
 
     /// Measures, in one query, the values an update loses and the rows violating its new NOT
     /// NULL constraints.
-    fn measure_update(
-        &self,
-        schema: &str,
-        name: &str,
-        actual_columns: &[ColumnSpec],
-        change: &mut Change,
-    ) -> Result<()> {
+    fn measure_update(&self, schema: &str, name: &str, change: &mut Change) -> Result<()> {
         enum Measure {
             Values(String),
             Violations(String),
@@ -552,7 +543,6 @@ impl DuckProvider {
         if measures.is_empty() {
             return Ok(());
         }
-        let _ = actual_columns;
         let width = exprs.len();
         let sql = format!(
             "SELECT {} FROM {}",
