@@ -22,11 +22,20 @@ if "$dk" pipeline --help >/dev/null 2>&1; then
 fi
 step dk dataset list
 "$dk" dataset list
+step dk plan -e dev --out .dk/plan.json
+"$dk" plan -e dev --out .dk/plan.json
+step dk apply -e dev .dk/plan.json
+"$dk" apply -e dev .dk/plan.json
+step dk plan -e dev --detailed-exitcode
+"$dk" plan -e dev --detailed-exitcode
+step dk state list -e dev
+"$dk" state list -e dev
 
 cat <<TXT
 
 Your project is in $dir. Next:
   - read the manifests: project.yaml, dataset/*.yaml, transforms/*/dk.yaml
+  - the warehouse is the DuckDB file .dk/warehouse.duckdb; state is in .dk/state/dev/
   - add a dataset:   $dk dataset create customers --store warehouse --table main.customers --column id:bigint
   - check it again:  $dk lint   (--output json|sarif|junit for CI)
   - see docs/ in the dk repository for every manifest field and diagnostic code.
