@@ -50,22 +50,24 @@ def main():
             "n": len(walls),
             "failed": len(rs) - len(ok),
             "disturbed": max(float(r["foreign_cpu_s"]) for r in ok),
+            "cpu": statistics.median(float(r["cpu_s"]) for r in ok) if all(r.get("cpu_s") for r in ok) else None,
         }
 
     if shape:
         print("Shape: " + shape.replace("\n", "; "))
         print()
-    print("| measurement | tool | median s | min s | peak RSS MB | runs |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| measurement | tool | median s | min s | median CPU s | peak RSS MB | runs |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for id_, what in ROWS:
         if id_ not in runs:
             continue
         s = stat[id_]
         if s is None:
-            print(f"| {what} | {tools[id_]} | failed | | | {len(runs[id_])} |")
+            print(f"| {what} | {tools[id_]} | failed | | | | {len(runs[id_])} |")
             continue
         fail = f" ({s['failed']} failed)" if s["failed"] else ""
-        print(f"| {what} | {tools[id_]} | {s['median']:.3f} | {s['min']:.3f} | {s['rss_mb']:.0f} | {s['n']}{fail} |")
+        cpu = f"{s['cpu']:.3f}" if s["cpu"] is not None else ""
+        print(f"| {what} | {tools[id_]} | {s['median']:.3f} | {s['min']:.3f} | {cpu} | {s['rss_mb']:.0f} | {s['n']}{fail} |")
     print()
 
     def med(id_):
@@ -115,7 +117,9 @@ def main():
         print("- (dk pipeline show/order not measured: this dk has no `pipeline` command, or it failed)")
     disturbed = [k for k, s in stat.items() if s and s["disturbed"] > 0.3 + 0.05 * s["median"]]
     if disturbed:
-        print(f"\nNote: other processes used noticeable CPU during some kept runs of: {', '.join(disturbed)}")
+        print(f"\nNote: other processes used noticeable CPU during some kept runs of: {', '.join(disturbed)}. "
+              "Their wall times are inflated; Python dbt is single-threaded, so its median CPU time is the "
+              "better estimate of its wall time on a quiet machine.")
     if any(v is False for v in results):
         print("\nVerdict: at least one P1 goal is missed at this size.")
     elif all(v is True for v in results):

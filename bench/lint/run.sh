@@ -8,10 +8,11 @@
 #   bash bench/lint/run.sh                      # full size: 10,000 DataSets, 5,000 Transforms, 3 runs each
 #   bash bench/lint/run.sh --quick              # 1,000 / 500, 1 run each (unless RUNS is set)
 #   N_DATASETS=2000 N_TRANSFORMS=1000 RUNS=5 bash bench/lint/run.sh
-#   bash bench/lint/run.sh --datasets 2000 --transforms 1000 --runs 5 [--no-dbt] [--no-v2]
+#   bash bench/lint/run.sh --datasets 2000 --transforms 1000 --runs 5 [--no-dbt] [--no-v2] [--no-py]
 #
 # Environment: N_DATASETS, N_TRANSFORMS, RUNS (3), SEED (7), DK_BIN (skip the cargo build and time this
-# binary), SKIP_DBT=1 (dk only), SKIP_V2=1 (no dbt Core v2), WORK (default bench/lint/work),
+# binary), SKIP_DBT=1 (dk only), SKIP_V2=1 (no dbt Core v2), SKIP_PY=1 (no Python dbt: its parse takes
+# minutes at full size), WORK (default bench/lint/work),
 # VENV (default $WORK/.venv), QUIET_PCT (25: wait before each run until the machine is under this % busy;
 # 0 disables), QUIET_MAX (120 s, longest wait), RETRIES (2: re-run a run someone else disturbed),
 # BUILD_WAIT (900 s: how long to wait for another cargo build to finish before building).
@@ -29,6 +30,7 @@ while [[ $# -gt 0 ]]; do
     --runs) RUNS=$2; shift ;;
     --no-dbt) SKIP_DBT=1 ;;
     --no-v2) SKIP_V2=1 ;;
+    --no-py) SKIP_PY=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -43,6 +45,7 @@ RUNS=${RUNS:-3}
 SEED=${SEED:-7}
 SKIP_DBT=${SKIP_DBT:-}
 SKIP_V2=${SKIP_V2:-}
+SKIP_PY=${SKIP_PY:-}
 WORK=${WORK:-$HERE/work}
 VENV=${VENV:-$WORK/.venv}
 DKP=$WORK/dk
@@ -135,7 +138,7 @@ wait_quiet() {  # until under QUIET_PCT % busy for 2 s in a row (at most QUIET_M
   echo "$b"
 }
 
-printf 'id\ttool\trun\trc\twall_s\tmax_rss_kb\tbusy_pct\tforeign_cpu_s\n' >"$TSV"
+printf 'id\ttool\trun\trc\twall_s\tmax_rss_kb\tbusy_pct\tforeign_cpu_s\tcpu_s\n' >"$TSV"
 
 # measure ID TOOL -- CMD...: RUNS timed runs under /usr/bin/time -v (env PRE: untimed shell snippet before
 # each run). Wall time is a date +%s%N timer around the call; RSS is time -v's "Maximum resident set size".
@@ -163,7 +166,7 @@ measure() {
       if awk -v f="$foreign" -v m="$fmax" 'BEGIN{exit !(f>m)}' && (( try < ${RETRIES:-2} )); then
         echo "    (other processes used ${foreign}s of CPU during it, more than ${fmax}s: run again)"; continue
       fi
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$tool" "$i" "$rc" "$wall" "$rss" "$bg" "$foreign" >>"$TSV"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$tool" "$i" "$rc" "$wall" "$rss" "$bg" "$foreign" "$own" >>"$TSV"
       break
     done
     if (( rc != 0 )); then
@@ -225,11 +228,13 @@ fi
 if [[ -z $SKIP_DBT ]]; then
   DBTVER=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("dbt-core"))' 2>/dev/null || echo "?")
   cd "$DBTP"
-  PRE="rm -rf '$DBTP/target' '$DBTP/logs'" measure dbt_parse "dbt-core $DBTVER (python)" -- \
-    "$DBT" parse --no-partial-parse --profiles-dir "$DBTP" || true
-  if [[ -n $HAVE_PIPELINE ]]; then
-    # right after a parse: partial parsing is on by default, so this is dbt's warm path
-    measure dbt_ls "dbt-core $DBTVER (python)" -- "$DBT" ls --profiles-dir "$DBTP" || true
+  if [[ -z $SKIP_PY ]]; then
+    PRE="rm -rf '$DBTP/target' '$DBTP/logs'" measure dbt_parse "dbt-core $DBTVER (python)" -- \
+      "$DBT" parse --no-partial-parse --profiles-dir "$DBTP" || true
+    if [[ -n $HAVE_PIPELINE ]]; then
+      # right after a parse: partial parsing is on by default, so this is dbt's warm path
+      measure dbt_ls "dbt-core $DBTVER (python)" -- "$DBT" ls --profiles-dir "$DBTP" || true
+    fi
   fi
   if [[ -z $SKIP_V2 ]]; then
     V2T=$WORK/v2target
