@@ -321,3 +321,29 @@ fn a_file_inside_a_project_is_linted_in_context() {
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("0 errors, 0 warnings"), "{out}");
 }
+
+#[test]
+fn a_closed_pipe_ends_dk_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..400 {
+        text.push_str(&format!(
+            "apiVersion: datakit.infoblox.dev/v1alpha1\nkind: DataSet\nmetadata: {{name: d{i}}}\nspec: {{store: s, table: t{i}}}\n---\n"
+        ));
+    }
+    fs::write(tmp.path().join("many.yaml"), text).unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("dk"))
+        .args(["lint", "-o", "json", tmp.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The reader is gone now; dk must not panic while writing the rest.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
