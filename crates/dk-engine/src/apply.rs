@@ -78,54 +78,43 @@ fn resource_state(r: &Resource, status: ResourceStatus) -> ResourceState {
 /// Splits changes (already ordered) into waves: a change joins the first wave after every change it
 /// depends on; deletes run after creates and updates, each in its own later waves.
 fn waves(changes: &[Change]) -> Vec<Vec<usize>> {
+    // Wave of each create/update/replace, by address.
     let mut wave_of: HashMap<&str, usize> = HashMap::new();
+    // For deletes (which run in reverse dependency order): the latest wave of a delete that
+    // depends on an address, by that address.
+    let mut latest_dependent_delete: HashMap<&str, usize> = HashMap::new();
     let mut waves: Vec<Vec<usize>> = Vec::new();
     let mut floor = 0;
     let mut seen_delete = false;
     for (i, c) in changes.iter().enumerate() {
-        if c.action == Action::Delete && !seen_delete {
-            seen_delete = true;
-            floor = waves.len();
-        }
-        let deps: Vec<&str> = match c.action {
-            Action::Delete => c
-                .before
-                .as_ref()
-                .map(|r| r.depends_on.iter().map(String::as_str).collect())
-                .unwrap_or_default(),
-            _ => c
-                .after
-                .as_ref()
-                .map(|r| r.depends_on.iter().map(String::as_str).collect())
-                .unwrap_or_default(),
-        };
-        let mut w = floor;
-        if c.action == Action::Delete {
-            // Reverse order: a delete waits for the deletes of what depends on it, which came earlier.
-            for (addr, &wv) in &wave_of {
-                if let Some(other) = changes.iter().find(|o| o.address == *addr) {
-                    if other.action == Action::Delete
-                        && other
-                            .before
-                            .as_ref()
-                            .is_some_and(|r| r.depends_on.iter().any(|d| d == &c.address))
-                    {
-                        w = w.max(wv + 1);
-                    }
-                }
+        let w = if c.action == Action::Delete {
+            if !seen_delete {
+                seen_delete = true;
+                floor = waves.len();
             }
+            // A delete waits for the deletes of what depends on it, which came earlier.
+            let w = latest_dependent_delete
+                .get(c.address.as_str())
+                .map_or(floor, |&wv| floor.max(wv + 1));
+            for d in c.before.iter().flat_map(|r| &r.depends_on) {
+                let e = latest_dependent_delete.entry(d.as_str()).or_insert(w);
+                *e = (*e).max(w);
+            }
+            w
         } else {
-            for d in deps {
-                if let Some(&wv) = wave_of.get(d) {
+            let mut w = floor;
+            for d in c.after.iter().flat_map(|r| &r.depends_on) {
+                if let Some(&wv) = wave_of.get(d.as_str()) {
                     w = w.max(wv + 1);
                 }
             }
-        }
+            wave_of.insert(&c.address, w);
+            w
+        };
         while waves.len() <= w {
             waves.push(Vec::new());
         }
         waves[w].push(i);
-        wave_of.insert(&c.address, w);
     }
     waves.into_iter().filter(|w| !w.is_empty()).collect()
 }
@@ -357,5 +346,17 @@ mod tests {
             change("t", "", Action::Delete, &[]),
         ];
         assert_eq!(waves(&cs), vec![vec![0], vec![1, 2], vec![3], vec![4]]);
+    }
+
+    #[test]
+    fn deletes_wait_for_the_deletes_of_their_dependents() {
+        // Ordered as plan orders them: dependents first.
+        let cs = vec![
+            change("t", "v", Action::Delete, &["table.wh.t.a", "schema.wh.t"]),
+            change("t", "a", Action::Delete, &["schema.wh.t"]),
+            change("t", "b", Action::Delete, &["schema.wh.t"]),
+            change("t", "", Action::Delete, &[]),
+        ];
+        assert_eq!(waves(&cs), vec![vec![0, 2], vec![1], vec![3]]);
     }
 }
