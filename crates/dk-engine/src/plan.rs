@@ -128,24 +128,8 @@ fn target_matches(targets: &[String], address: &str) -> bool {
         if t == address {
             return true;
         }
-        if t.contains('*') {
-            let parts: Vec<&str> = t.split('*').collect();
-            let mut rest = address;
-            for (i, part) in parts.iter().enumerate() {
-                if i == 0 {
-                    match rest.strip_prefix(part) {
-                        Some(r) => rest = r,
-                        None => return false,
-                    }
-                } else if let Some(pos) = rest.find(part) {
-                    rest = &rest[pos + part.len()..];
-                } else {
-                    return false;
-                }
-            }
-            return parts
-                .last()
-                .is_none_or(|l| l.is_empty() || address.ends_with(l));
+        if t.contains(['*', '?', '[']) {
+            return globset::Glob::new(t).is_ok_and(|g| g.compile_matcher().is_match(address));
         }
         address.starts_with(&format!("{t}."))
     })
@@ -283,6 +267,11 @@ pub async fn plan(
 ) -> Result<Plan, EngineError> {
     let state = input.state;
     let opts = input.options;
+    for t in &opts.targets {
+        if let Err(e) = globset::Glob::new(t) {
+            return Err(EngineError::PlanFile(format!("--target {t}: not a valid address pattern: {e}")));
+        }
+    }
     let mut wanted: BTreeMap<String, Resource> = if opts.destroy {
         BTreeMap::new()
     } else {
