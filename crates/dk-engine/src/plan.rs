@@ -269,7 +269,9 @@ pub async fn plan(
     let opts = input.options;
     for t in &opts.targets {
         if let Err(e) = globset::Glob::new(t) {
-            return Err(EngineError::PlanFile(format!("--target {t}: not a valid address pattern: {e}")));
+            return Err(EngineError::PlanFile(format!(
+                "--target {t}: not a valid address pattern: {e}"
+            )));
         }
     }
     let mut wanted: BTreeMap<String, Resource> = if opts.destroy {
