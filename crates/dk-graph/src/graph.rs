@@ -187,15 +187,25 @@ pub struct Edge {
 }
 
 /// Column lineage: `to_dataset.to_column` is derived from `from_dataset.from_column`
-/// (a DataSet column's `from:`).
+/// (a DataSet column's `from:`, or derived from a `sql` transform's query).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnEdge {
     pub from_dataset: String,
     pub from_column: String,
     pub to_dataset: String,
     pub to_column: String,
-    /// The column's `from:` in the DataSet manifest.
+    /// The column's `from:` in the DataSet manifest (declared edges).
     pub location: Option<Location>,
+    pub origin: ColumnOrigin,
+}
+
+/// Where a column lineage edge comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnOrigin {
+    /// A DataSet column's `from: dataset.column`.
+    Declared,
+    /// Derived from the query of this `sql` transform ([`crate::sqllineage`]).
+    Sql { transform: String },
 }
 
 /// A set of nodes of one graph.
@@ -367,6 +377,7 @@ impl Graph {
                     to_dataset: doc.name.clone(),
                     to_column: col.name.clone(),
                     location: Some(doc.loc(&format!("/spec/schema/{i}/from"))),
+                    origin: ColumnOrigin::Declared,
                 });
             }
         }
@@ -526,6 +537,27 @@ impl Graph {
     /// Column lineage edges whose target dataset is in the graph, grouped by target dataset.
     pub fn column_edges(&self) -> &[ColumnEdge] {
         &self.columns
+    }
+
+    /// Adds derived column lineage (from SQL): edges whose target dataset is not in the graph, or
+    /// that repeat an edge already present (e.g. declared with `from:`), are left out. Edges
+    /// stay grouped by target dataset; within a dataset, declared edges come first.
+    pub fn add_column_edges(&mut self, edges: impl IntoIterator<Item = ColumnEdge>) {
+        let same = |a: &ColumnEdge, b: &ColumnEdge| {
+            a.from_dataset == b.from_dataset
+                && a.from_column == b.from_column
+                && a.to_dataset == b.to_dataset
+                && a.to_column == b.to_column
+        };
+        for e in edges {
+            if self.find(NodeKind::DataSet, &e.to_dataset).is_none()
+                || self.columns.iter().any(|c| same(c, &e))
+            {
+                continue;
+            }
+            self.columns.push(e);
+        }
+        self.columns.sort_by(|a, b| a.to_dataset.cmp(&b.to_dataset));
     }
     /// The node of `kind` named `name`.
     pub fn find(&self, kind: NodeKind, name: &str) -> Option<NodeIx> {

@@ -14,6 +14,8 @@
 //! * [`Selector`] — the dbt-like selection grammar shared by `dk pipeline`, `dk run`, `dk test` and
 //!   `dk plan --target` (see `docs/selectors.md`), and [`Filter`] (`--destination`, `--source`,
 //!   `--select`, `--exclude`).
+//! * [`sqllineage`] — column lineage derived from a `sql` transform's query (sqlparser), added to
+//!   the graph with [`Graph::add_column_edges`] next to the declared `from:` lineage.
 //! * [`render`] — the renderings of `dk pipeline show` (text, mermaid, dot, json), byte-compatible
 //!   with the DataKit Go tool.
 //!
@@ -23,10 +25,11 @@ mod graph;
 mod order;
 pub mod render;
 mod selector;
+pub mod sqllineage;
 
 pub use graph::{
-    runtime_short, ColumnEdge, Edge, Filter, Graph, GraphError, Node, NodeId, NodeIx, NodeKind,
-    NodeSet,
+    runtime_short, ColumnEdge, ColumnOrigin, Edge, Filter, Graph, GraphError, Node, NodeId, NodeIx,
+    NodeKind, NodeSet,
 };
 pub use order::Cycle;
 pub use render::Format;

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::graph::{Graph, Node, NodeIx, NodeKind};
+use crate::graph::{ColumnOrigin, Graph, Node, NodeIx, NodeKind};
 
 /// What the text renderer prints for a graph without nodes.
 pub const EMPTY: &str = "No transforms or datasets found.";
@@ -45,7 +45,8 @@ impl FromStr for Format {
 pub struct Options<'a> {
     /// The `--destination` the graph was filtered to: the text renderer draws the boxed chain.
     pub destination: Option<&'a str>,
-    /// Add column lineage (text and json).
+    /// Add column lineage (text and json): declared `from:` edges and those added with
+    /// [`Graph::add_column_edges`] (derived from SQL).
     pub columns: bool,
 }
 
@@ -228,7 +229,7 @@ fn column_section(g: &Graph, out: &mut String) {
     let cols = g.column_edges();
     if cols.is_empty() {
         out.push_str(
-            "  No column lineage declared (DataSet columns with `from: dataset.column`).\n",
+            "  No column lineage (declare DataSet columns with `from: dataset.column`, or give the inputs of sql transforms a schema).\n",
         );
         return;
     }
@@ -251,9 +252,13 @@ fn column_section(g: &Graph, out: &mut String) {
             .max()
             .unwrap_or(0);
         for c in &group {
+            let mark = match c.origin {
+                ColumnOrigin::Declared => "",
+                ColumnOrigin::Sql { .. } => "  (sql)",
+            };
             let _ = writeln!(
                 out,
-                "    {:<width$} ← {}.{}",
+                "    {:<width$} ← {}.{}{mark}",
                 c.to_column, c.from_dataset, c.from_column
             );
         }
@@ -414,6 +419,9 @@ struct JsonColumn {
     to: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     via: Option<String>,
+    /// `sql` for lineage derived from a transform's query (absent for declared `from:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -459,7 +467,14 @@ pub fn json(g: &Graph, columns: bool) -> String {
                 .map(|c| JsonColumn {
                     from: format!("{}.{}", c.from_dataset, c.from_column),
                     to: format!("{}.{}", c.to_dataset, c.to_column),
-                    via: producers(g, &c.to_dataset).into_iter().next(),
+                    via: match &c.origin {
+                        ColumnOrigin::Sql { transform } => Some(transform.clone()),
+                        ColumnOrigin::Declared => producers(g, &c.to_dataset).into_iter().next(),
+                    },
+                    origin: match c.origin {
+                        ColumnOrigin::Sql { .. } => Some("sql"),
+                        ColumnOrigin::Declared => None,
+                    },
                 })
                 .collect()
         }),
@@ -623,5 +638,46 @@ mod tests {
         );
         let j: serde_json::Value = serde_json::from_str(&json(&g, false)).expect("json");
         assert!(j.get("columns").is_none());
+    }
+
+    #[test]
+    fn sql_derived_columns_are_marked() {
+        use crate::graph::{ColumnEdge, ColumnOrigin};
+        let mut g = fixture("examples/reactive-pipeline");
+        let edge = |from: &str, to: &str| ColumnEdge {
+            from_dataset: "raw-events".into(),
+            from_column: from.into(),
+            to_dataset: "raw-events-parquet".into(),
+            to_column: to.into(),
+            location: None,
+            origin: ColumnOrigin::Sql {
+                transform: "ingest".into(),
+            },
+        };
+        g.add_column_edges([
+            edge("id", "id"),
+            edge("id", "id"),
+            ColumnEdge {
+                to_dataset: "nowhere".into(),
+                ..edge("x", "x")
+            },
+        ]);
+        assert_eq!(g.column_edges().len(), 3, "{:?}", g.column_edges());
+        let t = text(
+            &g,
+            Options {
+                destination: None,
+                columns: true,
+            },
+        );
+        assert!(
+            t.contains("  raw-events-parquet (via ingest)\n    id ← raw-events.id  (sql)\n"),
+            "{t}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&json(&g, true)).expect("json");
+        assert_eq!(
+            j["columns"][2],
+            serde_json::json!({"from": "raw-events.id", "to": "raw-events-parquet.id", "via": "ingest", "origin": "sql"})
+        );
     }
 }
