@@ -1,5 +1,6 @@
 //! Renderers: the same list of diagnostics as human text (miette snippets), JSON, SARIF 2.1.0 and
-//! JUnit XML. Each returns a `String`; the caller prints it.
+//! JUnit XML. Each returns a `String`; the caller prints it. [`junit_xml`] is the one JUnit writer
+//! of dk: `dk lint` renders diagnostics through it and `dk test` its check and unit-test results.
 
 use std::fmt;
 use std::sync::Arc;
@@ -314,6 +315,138 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
+/// One test case of a JUnit report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JunitCase {
+    pub name: String,
+    pub classname: String,
+    /// Seconds.
+    pub time: Option<f64>,
+    pub outcome: JunitOutcome,
+    /// Text for `<system-out>`.
+    pub system_out: Option<String>,
+}
+
+/// How a JUnit test case ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JunitOutcome {
+    Passed,
+    /// An assertion failed: `<failure type message>body</failure>`.
+    Failure {
+        kind: String,
+        message: String,
+        body: String,
+    },
+    /// The test could not run: `<error type message>body</error>`.
+    Error {
+        kind: String,
+        message: String,
+        body: String,
+    },
+    Skipped {
+        message: String,
+    },
+}
+
+/// One `<testsuite>` of a JUnit report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JunitSuite {
+    pub name: String,
+    /// Seconds.
+    pub time: Option<f64>,
+    pub cases: Vec<JunitCase>,
+}
+
+/// The one JUnit XML writer of dk (used by `dk lint -o junit` and `dk test --junit`): a
+/// `<testsuites>` document with the counts JUnit consumers expect on every level.
+pub fn junit_xml(name: &str, suites: &[JunitSuite]) -> String {
+    fn count(cases: &[JunitCase], f: fn(&JunitOutcome) -> bool) -> usize {
+        cases.iter().filter(|c| f(&c.outcome)).count()
+    }
+    fn is_failure(o: &JunitOutcome) -> bool {
+        matches!(o, JunitOutcome::Failure { .. })
+    }
+    fn is_error(o: &JunitOutcome) -> bool {
+        matches!(o, JunitOutcome::Error { .. })
+    }
+    fn is_skipped(o: &JunitOutcome) -> bool {
+        matches!(o, JunitOutcome::Skipped { .. })
+    }
+    let time_attr = |t: Option<f64>| t.map(|t| format!(" time=\"{t:.3}\"")).unwrap_or_default();
+    let all: Vec<JunitCase> = suites.iter().flat_map(|s| s.cases.clone()).collect();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\">\n",
+        xml_escape(name),
+        all.len(),
+        count(&all, is_failure),
+        count(&all, is_error)
+    ));
+    for suite in suites {
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\"{}>\n",
+            xml_escape(&suite.name),
+            suite.cases.len(),
+            count(&suite.cases, is_failure),
+            count(&suite.cases, is_error),
+            count(&suite.cases, is_skipped),
+            time_attr(suite.time)
+        ));
+        for case in &suite.cases {
+            let open = format!(
+                "    <testcase name=\"{}\" classname=\"{}\"{}",
+                xml_escape(&case.name),
+                xml_escape(&case.classname),
+                time_attr(case.time)
+            );
+            if case.outcome == JunitOutcome::Passed && case.system_out.is_none() {
+                out.push_str(&open);
+                out.push_str("/>\n");
+                continue;
+            }
+            out.push_str(&open);
+            out.push_str(">\n");
+            match &case.outcome {
+                JunitOutcome::Passed => {}
+                JunitOutcome::Failure {
+                    kind,
+                    message,
+                    body,
+                } => out.push_str(&format!(
+                    "      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
+                    xml_escape(kind),
+                    xml_escape(message),
+                    xml_escape(body)
+                )),
+                JunitOutcome::Error {
+                    kind,
+                    message,
+                    body,
+                } => out.push_str(&format!(
+                    "      <error type=\"{}\" message=\"{}\">{}</error>\n",
+                    xml_escape(kind),
+                    xml_escape(message),
+                    xml_escape(body)
+                )),
+                JunitOutcome::Skipped { message } => out.push_str(&format!(
+                    "      <skipped message=\"{}\"/>\n",
+                    xml_escape(message)
+                )),
+            }
+            if let Some(text) = &case.system_out {
+                out.push_str(&format!(
+                    "      <system-out>{}</system-out>\n",
+                    xml_escape(text)
+                ));
+            }
+            out.push_str("    </testcase>\n");
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
 /// JUnit XML: one `<testsuite>` per file that was checked, one `<testcase>` per diagnostic.
 /// Errors are `<failure>`s; warnings and notes are passing test cases whose text is in
 /// `<system-out>` (with `--strict`, warnings arrive here already promoted to errors). A file
@@ -332,73 +465,67 @@ pub fn junit(diags: &[Diagnostic], sources: &Sources, suite_name: &str) -> Strin
             .unwrap_or_else(|| "(project)".to_string());
         by_file.entry(f).or_default().push(d);
     }
-    let total_tests: usize = by_file.values().map(|v| v.len().max(1)).sum();
-    let total_failures = diags
+    let suites: Vec<JunitSuite> = by_file
         .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!(
-        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\">\n",
-        xml_escape(suite_name),
-        total_tests,
-        total_failures
-    ));
-    for (file, ds) in &by_file {
-        let failures = ds.iter().filter(|d| d.severity == Severity::Error).count();
-        out.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\">\n",
-            xml_escape(file),
-            ds.len().max(1),
-            failures
-        ));
-        if ds.is_empty() {
-            out.push_str(&format!(
-                "    <testcase name=\"lint\" classname=\"{}\"/>\n",
-                xml_escape(file)
-            ));
-        }
-        for d in ds {
-            let pos = d
-                .location
-                .as_ref()
-                .map(|l| format!(" {}:{}", l.span.line, l.span.column))
-                .unwrap_or_default();
-            let name = format!("{}{} {}", d.code, pos, d.code.title());
-            out.push_str(&format!(
-                "    <testcase name=\"{}\" classname=\"{}\">\n",
-                xml_escape(&name),
-                xml_escape(file)
-            ));
-            let body = format!(
-                "{}{}\nhelp: {}",
-                d.location
-                    .as_ref()
-                    .map(|l| format!("{l}: "))
-                    .unwrap_or_default(),
-                d.message,
-                d.effective_help()
-            );
-            if d.severity == Severity::Error {
-                out.push_str(&format!(
-                    "      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
-                    d.code,
-                    xml_escape(&d.message),
-                    xml_escape(&body)
-                ));
-            } else {
-                out.push_str(&format!(
-                    "      <system-out>{}: {}</system-out>\n",
-                    d.severity,
-                    xml_escape(&body)
-                ));
+        .map(|(file, ds)| {
+            let mut cases: Vec<JunitCase> = ds
+                .iter()
+                .map(|d| {
+                    let pos = d
+                        .location
+                        .as_ref()
+                        .map(|l| format!(" {}:{}", l.span.line, l.span.column))
+                        .unwrap_or_default();
+                    let body = format!(
+                        "{}{}\nhelp: {}",
+                        d.location
+                            .as_ref()
+                            .map(|l| format!("{l}: "))
+                            .unwrap_or_default(),
+                        d.message,
+                        d.effective_help()
+                    );
+                    let (outcome, system_out) = if d.severity == Severity::Error {
+                        (
+                            JunitOutcome::Failure {
+                                kind: d.code.to_string(),
+                                message: d.message.clone(),
+                                body,
+                            },
+                            None,
+                        )
+                    } else {
+                        (
+                            JunitOutcome::Passed,
+                            Some(format!("{}: {body}", d.severity)),
+                        )
+                    };
+                    JunitCase {
+                        name: format!("{}{} {}", d.code, pos, d.code.title()),
+                        classname: file.clone(),
+                        time: None,
+                        outcome,
+                        system_out,
+                    }
+                })
+                .collect();
+            if cases.is_empty() {
+                cases.push(JunitCase {
+                    name: "lint".into(),
+                    classname: file.clone(),
+                    time: None,
+                    outcome: JunitOutcome::Passed,
+                    system_out: None,
+                });
             }
-            out.push_str("    </testcase>\n");
-        }
-        out.push_str("  </testsuite>\n");
-    }
-    out.push_str("</testsuites>\n");
-    out
+            JunitSuite {
+                name: file.clone(),
+                time: None,
+                cases,
+            }
+        })
+        .collect();
+    junit_xml(suite_name, &suites)
 }
 
 #[cfg(test)]
@@ -436,6 +563,61 @@ mod tests {
         let out = junit(&d, &s, "dk lint");
         assert!(out.contains("failures=\"1\""));
         assert!(out.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
+    }
+
+    #[test]
+    fn junit_xml_counts_every_outcome() {
+        let case = |name: &str, outcome: JunitOutcome| JunitCase {
+            name: name.into(),
+            classname: "orders".into(),
+            time: Some(0.25),
+            outcome,
+            system_out: None,
+        };
+        let suites = vec![JunitSuite {
+            name: "checks".into(),
+            time: Some(1.0),
+            cases: vec![
+                case("a", JunitOutcome::Passed),
+                case(
+                    "b",
+                    JunitOutcome::Failure {
+                        kind: "unique".into(),
+                        message: "2 rows".into(),
+                        body: "x < y".into(),
+                    },
+                ),
+                case(
+                    "c",
+                    JunitOutcome::Error {
+                        kind: "error".into(),
+                        message: "no table".into(),
+                        body: String::new(),
+                    },
+                ),
+                case(
+                    "d",
+                    JunitOutcome::Skipped {
+                        message: "files".into(),
+                    },
+                ),
+            ],
+        }];
+        let out = junit_xml("dk test", &suites);
+        assert!(
+            out.contains("<testsuites name=\"dk test\" tests=\"4\" failures=\"1\" errors=\"1\">"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tests=\"4\" failures=\"1\" errors=\"1\" skipped=\"1\" time=\"1.000\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("<testcase name=\"a\" classname=\"orders\" time=\"0.250\"/>"),
+            "{out}"
+        );
+        assert!(out.contains("x &lt; y</failure>"), "{out}");
+        assert!(out.contains("<skipped message=\"files\"/>"), "{out}");
     }
 
     #[test]

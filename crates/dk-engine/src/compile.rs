@@ -314,75 +314,19 @@ fn render_sql(
         );
         return None;
     }
-    let mut vars: serde_json::Map<String, serde_json::Value> = cx
-        .env
-        .variables
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
+    let vars = crate::template::vars(&cx.env.variables, &t.spec.vars);
+    let refs: HashMap<String, crate::template::RefTarget> = refs
+        .into_iter()
+        .map(|(k, (sql, tag))| (k, crate::template::RefTarget { sql, tag }))
         .collect();
-    for (k, v) in &t.spec.vars {
-        vars.insert(k.clone(), v.clone());
-    }
-    let used = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let mut jenv = minijinja::Environment::new();
-    jenv.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    {
-        let refs = refs.clone();
-        let used = used.clone();
-        jenv.add_function(
-            "ref",
-            move |name: String| -> Result<String, minijinja::Error> {
-                match refs.get(&name) {
-                    Some((q, addr)) => {
-                        if let Ok(mut u) = used.lock() {
-                            u.push(addr.clone());
-                        }
-                        Ok(q.clone())
-                    }
-                    None => Err(minijinja::Error::new(
-                        minijinja::ErrorKind::InvalidOperation,
-                        format!(
-                            "ref('{name}'): {name} is not an input of this transform (inputs: {})",
-                            {
-                                let mut k: Vec<&String> = refs.keys().collect();
-                                k.sort();
-                                k.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                            }
-                        ),
-                    )),
-                }
-            },
-        );
-    }
-    {
-        let vars = vars.clone();
-        jenv.add_function("var", move |name: String, default: Option<minijinja::Value>| -> Result<minijinja::Value, minijinja::Error> {
-            match (vars.get(&name), default) {
-                (Some(v), _) => Ok(minijinja::Value::from_serialize(v)),
-                (None, Some(d)) => Ok(d),
-                (None, None) => Err(minijinja::Error::new(
-                    minijinja::ErrorKind::UndefinedError,
-                    format!("var('{name}') is not set: add it to the transform's `vars` or the environment's `variables`, or give a default: var('{name}', 'x')"),
-                )),
-            }
-        });
-    }
-    let rendered = jenv.render_str(&text, minijinja::context! {});
-    match rendered {
-        Ok(sql) => {
-            let inputs = used.lock().map(|u| u.clone()).unwrap_or_default();
-            Some((sql.trim().trim_end_matches(';').trim().to_string(), inputs))
-        }
+    match crate::template::render(&text, &refs, &vars) {
+        Ok(r) => Some((r.sql, r.used)),
         Err(e) => {
-            let detail = match e.detail() {
-                Some(d) => format!("{}: {d}", e.kind()),
-                None => e.to_string(),
-            };
-            let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
+            let line = e.line.map(|l| format!(" (line {l})")).unwrap_or_default();
             cx.diags.push(
                 Diagnostic::new(
                     Code::TemplateError,
-                    format!("{}{line}: {detail}", path_display(cx.model, &path)),
+                    format!("{}{line}: {}", path_display(cx.model, &path), e.message),
                 )
                 .at(tdoc.loc("/spec/sql")),
             );

@@ -4,13 +4,16 @@
 //!   schemas) with stable addresses;
 //! * [`plan`]: desired vs state vs a bulk refresh of the real systems → ordered changes with
 //!   measured impact, records of what is in sync, and the plan file with its digest;
-//! * [`apply`]: journaled, dependency-ordered, bounded-parallel execution of a plan.
+//! * [`apply`]: journaled, dependency-ordered, bounded-parallel execution of a plan;
+//! * [`template`]: the one SQL template renderer (`ref()`, `var()`) of compile, the `sql` runtime
+//!   and transform unit tests.
 //!
 //! Drift reports, import, promotion and rollback build on these and arrive next.
 
 pub mod apply;
 pub mod compile;
 pub mod plan;
+pub mod template;
 
 pub use apply::{apply, ApplyOptions, ApplyReport, Event};
 pub use compile::{compile, Compiled};

@@ -596,6 +596,9 @@ pub struct UnitTest {
     pub given: IndexMap<String, Fixture>,
     #[schemars(required)]
     pub expect: Fixture,
+    /// Compare rows in order (default: as a multiset, order-insensitive).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
 }
 
 /// Rows inline or a CSV file (relative to the manifest).

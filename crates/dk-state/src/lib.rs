@@ -8,7 +8,8 @@
 //!   [`Backend`] enum chosen from [`BackendConfig`] (`project.yaml` `stateBackend`);
 //! * environment locks with holder info ([`LockInfo`]): `flock` + `lock.json` locally, a session
 //!   advisory lock on one pinned connection plus a leased holder row in PostgreSQL;
-//! * [`GitInfo`] detection through the `git` CLI.
+//! * [`GitInfo`] detection through the `git` CLI;
+//! * [`TestRecord`]s: every `dk test` outcome, for `requireTests` ([`Backend::passing_test`]).
 //!
 //! Secrets are never stored: attributes hold [`SecretRef`]s (name + SHA-256 of the value), and
 //! every write refuses plain values under secret-looking keys.
@@ -36,6 +37,7 @@ pub mod git;
 mod local;
 mod lock;
 mod postgres;
+mod test_results;
 
 pub use backend::{Backend, BackendConfig, HistoryEntry, LockGuard, DEFAULT_PG_SCHEMA};
 pub use document::{
@@ -47,3 +49,4 @@ pub use git::GitInfo;
 pub use local::{LocalBackend, LocalLockGuard};
 pub use lock::{current_host, current_user, pid_alive, LockInfo};
 pub use postgres::{PgBackend, PgLockGuard, HEARTBEAT, LEASE};
+pub use test_results::TestRecord;

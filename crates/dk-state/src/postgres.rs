@@ -116,6 +116,27 @@ impl PgBackend {
         format!("\"{}\".locks", self.schema)
     }
 
+    /// The connection, the schema and an error mapper, for the record tables kept beside the
+    /// states (`test_results.rs`).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn record_parts(
+        &self,
+    ) -> (
+        &tokio::sync::Mutex<Client>,
+        &str,
+        impl Fn(&'static str) -> Box<dyn FnOnce(tokio_postgres::Error) -> StateError + Send>,
+    ) {
+        let target = self.target.clone();
+        (&self.client, &self.schema, move |action: &'static str| -> Box<dyn FnOnce(tokio_postgres::Error) -> StateError + Send> {
+            let target = target.clone();
+            Box::new(move |source| StateError::Postgres {
+                target,
+                action,
+                source,
+            })
+        })
+    }
+
     fn pg_err(&self, action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StateError {
         let target = self.target.clone();
         move |source| StateError::Postgres {

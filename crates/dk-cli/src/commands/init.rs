@@ -368,6 +368,7 @@ fn quickstart() -> anyhow::Result<Vec<File>> {
             name: "excludes-cancelled-orders".into(),
             given,
             expect: Fixture::Rows(vec![exp("2026-01-01", 2, 15.5), exp("2026-01-02", 1, 20.0)]),
+            ordered: false,
         }],
         ..TransformSpec::default()
     };
