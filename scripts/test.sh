@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need on a fresh machine first
-# (graphviz for the dot-output test). Usage: scripts/test.sh [extra cargo test args]
+# (graphviz for the dot-output test, dbt in a venv for the dbt runtime).
+# Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,9 @@ if [ ! -d ../shared/fixtures ]; then
 fi
 
 bash scripts/services.sh
+
+# The dbt runtime's tests run the real dbt (dbt-core + dbt-duckdb + dbt-postgres) from a venv;
+# the script reuses a working one and prints the dbt path on its last line.
+DK_DBT=$(bash scripts/dbt-venv.sh | tail -n 1)
+export DK_DBT
 cargo test --workspace --locked "$@"
