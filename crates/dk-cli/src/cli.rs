@@ -471,6 +471,28 @@ pub enum StateCommand {
         #[command(flatten)]
         project: ProjectArg,
     },
+    /// Print the current state document as JSON (or write it atomically with --out).
+    Pull {
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        /// Write the document to this file (temp file + fsync + rename) instead of stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Replace the state with a document (same lineage and a newer serial, unless --force).
+    Push {
+        /// A state document, as written by `dk state pull`.
+        file: std::path::PathBuf,
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        /// Push even if the document has another lineage or a serial not newer than the stored one.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
     /// Locks held on the project's environments (`dk state lock list`).
     #[command(name = "locks", visible_alias = "lock-list")]
     Locks {

@@ -67,6 +67,11 @@ impl ApplyReport {
 /// aborts the process right after the k-th change ran and before its result is journaled.
 pub const FAILPOINT_ENV: &str = "DK_FAILPOINT_APPLY_ABORT_AFTER";
 
+/// Environment variable slowing apply down for crash and lock tests:
+/// `DK_FAILPOINT_APPLY_DELAY_MS=n` sleeps n milliseconds before each change runs (after its
+/// `pending` journal entry is written), so a test can kill `dk apply` between any two changes.
+pub const DELAY_ENV: &str = "DK_FAILPOINT_APPLY_DELAY_MS";
+
 fn resource_state(r: &Resource, status: ResourceStatus) -> ResourceState {
     let mut s = ResourceState::new(r.address.clone(), r.kind().as_str(), r.store.clone());
     s.attributes = serde_json::to_value(r).unwrap_or_default();
@@ -169,6 +174,10 @@ pub async fn apply(
     let failpoint: Option<usize> = std::env::var(FAILPOINT_ENV)
         .ok()
         .and_then(|v| v.parse().ok());
+    let delay: Option<Duration> = std::env::var(DELAY_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis);
     let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sem = Arc::new(Semaphore::new(opts.parallelism.max(1)));
     let all_waves = waves(&plan.changes);
@@ -201,6 +210,9 @@ pub async fn apply(
             });
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
+                if let Some(d) = delay {
+                    tokio::time::sleep(d).await;
+                }
                 let t0 = Instant::now();
                 let res = p.apply(&c).await;
                 let n = ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -213,7 +225,17 @@ pub async fn apply(
         let mut outcomes = Vec::new();
         while let Some(joined) = set.join_next().await {
             match joined {
-                Ok(o) => outcomes.push(o),
+                Ok(o) => {
+                    // Reported as each change ends; journaled when the whole wave has ended.
+                    let c = &plan.changes[o.0];
+                    on_event(Event::Finished(ActionResult {
+                        address: c.address.clone(),
+                        action: c.action,
+                        duration: o.1,
+                        error: o.2.clone(),
+                    }));
+                    outcomes.push(o);
+                }
                 Err(e) => return Err(EngineError::Internal(format!("an apply task failed: {e}"))),
             }
         }
@@ -271,14 +293,12 @@ pub async fn apply(
                     }
                 }
             }
-            let r = ActionResult {
+            report.results.push(ActionResult {
                 address: c.address.clone(),
                 action: c.action,
                 duration: dur,
                 error: err,
-            };
-            on_event(Event::Finished(r.clone()));
-            report.results.push(r);
+            });
         }
         doc = write(backend, &doc, op).await?;
         report.serial = doc.serial;

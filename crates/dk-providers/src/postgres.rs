@@ -1,4 +1,5 @@
-//! PostgreSQL provider (tokio-postgres, one connection per store, no TLS yet).
+//! PostgreSQL provider (tokio-postgres, one connection per store; TLS per the store's `sslmode`
+//! and `sslrootcert` through `dk-pgtls`).
 //!
 //! # Type mapping
 //!
@@ -76,10 +77,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres::{Client, Config, Row};
 
 use crate::diff::diff;
 use crate::model::{
@@ -156,19 +157,15 @@ impl PgProvider {
     /// `user`|`username`, `sslmode`, `application_name`, `connect_timeout` (seconds), `options`
     /// overlaying it; the password comes from the `password` secret only.
     pub async fn connect(store: &ResolvedStore) -> Result<PgProvider> {
-        let config = config_for(store)?;
+        let (config, connector) = settings_for(store)?;
         let target = describe(&config);
-        let (client, connection) =
-            config
-                .connect(NoTls)
-                .await
-                .map_err(|e| ProviderError::Connect {
-                    store: store.name.clone(),
-                    message: connect_message(&target, &e),
-                })?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let client = connector
+            .connect(&config)
+            .await
+            .map_err(|e| ProviderError::Connect {
+                store: store.name.clone(),
+                message: connect_message(&format!("{target}, sslmode={}", connector.mode()), &e),
+            })?;
         Ok(PgProvider {
             store: store.name.clone(),
             target,
@@ -495,7 +492,20 @@ impl PgProvider {
 // ---------------------------------------------------------------------------------------------
 // Connection settings
 
-fn config_for(store: &ResolvedStore) -> Result<Config> {
+/// The driver configuration of a store (also used by the data plane in `dk-runtime`). Its
+/// `ssl_mode` is the driver's nearest mode: connect through [`connector_for`] to get the
+/// store's exact `sslmode` (verify-ca, verify-full, allow) and `sslrootcert`.
+pub fn config_for(store: &ResolvedStore) -> Result<Config> {
+    settings_for(store).map(|(config, _)| config)
+}
+
+/// The TLS connector of a store (`sslmode`, `sslrootcert`); `connector.connect(&config_for(..)?)`
+/// opens a connection.
+pub fn connector_for(store: &ResolvedStore) -> Result<dk_pgtls::PgConnector> {
+    settings_for(store).map(|(_, connector)| connector)
+}
+
+fn settings_for(store: &ResolvedStore) -> Result<(Config, dk_pgtls::PgConnector)> {
     let err = |message: String| ProviderError::Config {
         store: store.name.clone(),
         message,
@@ -518,10 +528,12 @@ fn config_for(store: &ResolvedStore) -> Result<Config> {
         (None, None) => None,
     };
     let mut sslmode = None;
+    let mut sslrootcert = None;
     let mut config = match conn_string {
         Some(s) => {
-            let (rest, mode) = take_sslmode(&s);
+            let (rest, mode, rootcert) = dk_pgtls::split_conn_string(&s);
             sslmode = mode;
+            sslrootcert = rootcert;
             rest.parse::<Config>().map_err(|e| {
                 err(format!(
                     "cannot parse the connection string ({e}); write libpq `key=value` pairs (`host=db port=5432 dbname=app user=loader`) or a postgresql:// URL"
@@ -555,6 +567,7 @@ fn config_for(store: &ResolvedStore) -> Result<Config> {
                 config.user(text()?);
             }
             "sslmode" => sslmode = Some(text()?),
+            "sslrootcert" => sslrootcert = Some(text()?),
             "application_name" => {
                 config.application_name(text()?);
             }
@@ -577,21 +590,10 @@ fn config_for(store: &ResolvedStore) -> Result<Config> {
     if let Some(p) = store.secrets.get("password") {
         config.password(p.expose());
     }
-    match sslmode.as_deref().map(str::trim) {
-        None | Some("disable" | "allow" | "prefer") => {
-            config.ssl_mode(SslMode::Disable);
-        }
-        Some(m @ ("require" | "verify-ca" | "verify-full")) => {
-            return Err(err(format!(
-                "sslmode={m}: dk does not support TLS connections to PostgreSQL yet; use sslmode=disable or prefer (for example through an SSH tunnel or a local proxy)"
-            )));
-        }
-        Some(m) => {
-            return Err(err(format!(
-                "sslmode={m:?} is not a PostgreSQL sslmode (disable, allow, prefer, require, verify-ca, verify-full)"
-            )))
-        }
-    }
+    let connector = dk_pgtls::TlsOptions::new(sslmode.as_deref(), sslrootcert.as_deref())
+        .and_then(|t| t.connector())
+        .map_err(|e| err(e.to_string()))?;
+    config.ssl_mode(connector.mode().driver_mode());
     if config.get_hosts().is_empty() {
         config.host("localhost");
     }
@@ -606,7 +608,7 @@ fn config_for(store: &ResolvedStore) -> Result<Config> {
     if config.get_application_name().is_none() {
         config.application_name("dk");
     }
-    Ok(config)
+    Ok((config, connector))
 }
 
 fn value_string(v: &Value) -> Option<String> {
@@ -616,67 +618,6 @@ fn value_string(v: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
-}
-
-/// Removes `sslmode` from a connection string (tokio-postgres does not parse `allow`,
-/// `verify-ca`, `verify-full`) and returns it separately.
-fn take_sslmode(s: &str) -> (String, Option<String>) {
-    let trimmed = s.trim();
-    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
-        let Some((base, query)) = trimmed.split_once('?') else {
-            return (trimmed.to_string(), None);
-        };
-        let mut mode = None;
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|kv| match kv.split_once('=') {
-                Some(("sslmode", v)) => {
-                    mode = Some(v.to_string());
-                    false
-                }
-                _ => !kv.is_empty(),
-            })
-            .collect();
-        let rest = if kept.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
-        return (rest, mode);
-    }
-    let mut rest = String::with_capacity(s.len());
-    let mut mode = None;
-    let mut i = 0;
-    let bytes = s.as_bytes();
-    while i < s.len() {
-        let at_word_start = i == 0 || bytes[i - 1].is_ascii_whitespace();
-        if at_word_start && s[i..].starts_with("sslmode") {
-            let after = &s[i + "sslmode".len()..];
-            let eq = after.trim_start();
-            if let Some(v) = eq.strip_prefix('=') {
-                let v = v.trim_start();
-                let quoted = v.starts_with('\'');
-                let body = if quoted { &v[1..] } else { v };
-                let end = body
-                    .find(|c: char| {
-                        if quoted {
-                            c == '\''
-                        } else {
-                            c.is_ascii_whitespace()
-                        }
-                    })
-                    .unwrap_or(body.len());
-                mode = Some(body[..end].to_string());
-                // `body` is a suffix of `s`: continue after the value (and its closing quote).
-                i = s.len() - body.len() + end + usize::from(quoted && end < body.len());
-                continue;
-            }
-        }
-        let ch_len = s[i..].chars().next().map_or(1, char::len_utf8);
-        rest.push_str(&s[i..i + ch_len]);
-        i += ch_len;
-    }
-    (rest, mode)
 }
 
 fn describe(config: &Config) -> String {
@@ -1239,6 +1180,7 @@ mod tests {
     use super::*;
     use indexmap::IndexMap;
     use std::sync::Arc;
+    use tokio_postgres::config::SslMode;
 
     const ALL: [LogicalType; 15] = [
         LogicalType::SmallInt,
@@ -1631,7 +1573,7 @@ mod tests {
         ]);
         let c = config_for(&s).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(describe(&c), "db.internal:6543/shop as loader");
-        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(c.get_ssl_mode(), SslMode::Prefer);
 
         let s = store(&[(
             "connection_string",
@@ -1645,12 +1587,11 @@ mod tests {
             "connection_string",
             Value::from("postgresql://u@h:5434/d?sslmode=verify-full"),
         )]);
-        let Err(ProviderError::Config { message, .. }) = config_for(&s) else {
-            panic!("verify-full must be refused");
-        };
-        assert!(
-            message.contains("TLS") && message.contains("sslmode=disable"),
-            "{message}"
+        let c = config_for(&s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.get_ssl_mode(), SslMode::Require);
+        assert_eq!(
+            connector_for(&s).unwrap_or_else(|e| panic!("{e}")).mode(),
+            dk_pgtls::SslMode::VerifyFull
         );
 
         let s = store(&[
@@ -1658,7 +1599,29 @@ mod tests {
             ("user", Value::from("u")),
             ("sslmode", Value::from("require")),
         ]);
-        assert!(matches!(config_for(&s), Err(ProviderError::Config { .. })));
+        assert_eq!(
+            config_for(&s).map(|c| c.get_ssl_mode()).ok(),
+            Some(SslMode::Require)
+        );
+        let s = store(&[
+            ("host", Value::from("h")),
+            ("user", Value::from("u")),
+            ("sslmode", Value::from("verify-ca")),
+            ("sslrootcert", Value::from("/nonexistent/ca.pem")),
+        ]);
+        let Err(ProviderError::Config { message, .. }) = config_for(&s) else {
+            panic!("an unreadable sslrootcert must be refused");
+        };
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+        let s = store(&[
+            ("host", Value::from("h")),
+            ("user", Value::from("u")),
+            ("sslmode", Value::from("on")),
+        ]);
+        let Err(ProviderError::Config { message, .. }) = config_for(&s) else {
+            panic!("an unknown sslmode must be refused");
+        };
+        assert!(message.contains("verify-full"), "{message}");
         let s = store(&[
             ("host", Value::from("h")),
             ("user", Value::from("u")),
@@ -1670,29 +1633,5 @@ mod tests {
             panic!("a missing user must be refused");
         };
         assert!(message.contains("connection.user"), "{message}");
-    }
-
-    #[test]
-    fn sslmode_is_taken_out_of_connection_strings() {
-        assert_eq!(
-            take_sslmode("host=h sslmode=require user=u"),
-            ("host=h  user=u".to_string(), Some("require".to_string()))
-        );
-        assert_eq!(
-            take_sslmode("host=h sslmode = 'verify-ca'"),
-            ("host=h ".to_string(), Some("verify-ca".to_string()))
-        );
-        assert_eq!(take_sslmode("host=h"), ("host=h".to_string(), None));
-        assert_eq!(
-            take_sslmode("postgresql://u@h/d?sslmode=allow&application_name=a"),
-            (
-                "postgresql://u@h/d?application_name=a".to_string(),
-                Some("allow".to_string())
-            )
-        );
-        assert_eq!(
-            take_sslmode("postgres://u@h/d?sslmode=disable"),
-            ("postgres://u@h/d".to_string(), Some("disable".to_string()))
-        );
     }
 }

@@ -1252,15 +1252,39 @@ spec: {tier: dev}
         Ok(_) => panic!("the database does not exist"),
     }
 
-    // TLS is refused up front.
+    // An unknown sslmode is refused up front; `require` uses TLS when the server offers it and
+    // otherwise fails naming TLS (every mode is tested in dk-pgtls).
+    let s = store_with(&[(
+        "connection_string",
+        Value::from(format!("{} sslmode=always", pg_url())),
+    )]);
+    match PgProvider::connect(&s).await {
+        Err(ProviderError::Config { message, .. }) => {
+            assert!(message.contains("verify-full"), "{message}")
+        }
+        Err(e) => panic!("expected a Config error, got {e}"),
+        Ok(_) => panic!("sslmode=always must be refused"),
+    }
     let s = store_with(&[(
         "connection_string",
         Value::from(format!("{} sslmode=require", pg_url())),
     )]);
+    let tls_on = admin()
+        .await
+        .query_one("SHOW ssl", &[])
+        .await
+        .map(|r| r.get::<_, String>(0) == "on")
+        .unwrap_or(false);
     match PgProvider::connect(&s).await {
-        Err(ProviderError::Config { message, .. }) => assert!(message.contains("TLS"), "{message}"),
-        Err(e) => panic!("expected a Config error, got {e}"),
-        Ok(_) => panic!("sslmode=require must be refused"),
+        Ok(p) => assert!(
+            tls_on,
+            "require connected to a server without TLS ({})",
+            p.target()
+        ),
+        Err(ProviderError::Connect { message, .. }) => {
+            assert!(!tls_on && message.contains("TLS"), "{message}")
+        }
+        Err(e) => panic!("expected a Connect error, got {e}"),
     }
 }
 

@@ -285,6 +285,52 @@ impl Backend {
         }
     }
 
+    /// `dk state push`: replaces the state with `doc` (call with the environment locked). The
+    /// document must be of a known format and of this project and environment; without `force`
+    /// it must have the stored lineage and a serial greater than the stored one (as Terraform).
+    /// It is written as the next serial, so the history keeps the replaced one. Returns the
+    /// document as stored and the serial it replaced (0 when there was no state).
+    pub async fn push(&self, doc: &StateDocument, force: bool) -> Result<(StateDocument, u64)> {
+        if doc.format_version == 0 || doc.format_version > FORMAT_VERSION {
+            return Err(StateError::UnsupportedFormat {
+                location: "the pushed document".to_string(),
+                found: doc.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let current = self.read_latest().await?;
+        let found = current.as_ref().map_or(0, |d| d.serial);
+        if let Some(cur) = current.as_ref().filter(|_| !force) {
+            if cur.lineage != doc.lineage {
+                return Err(StateError::PushRefused {
+                    environment: self.environment().to_string(),
+                    reason: format!(
+                        "the document has lineage {}, the stored state has lineage {} (it belongs to another state)",
+                        doc.lineage, cur.lineage
+                    ),
+                });
+            }
+            if doc.serial <= cur.serial {
+                return Err(StateError::PushRefused {
+                    environment: self.environment().to_string(),
+                    reason: format!(
+                        "the document has serial {}, not newer than the stored serial {} (it would undo later changes)",
+                        doc.serial, cur.serial
+                    ),
+                });
+            }
+        }
+        let written = match self {
+            Backend::Local(b) => {
+                let b = b.clone();
+                let doc = doc.clone();
+                blocking(move || b.write_with(&doc, found, "state push", force)).await?
+            }
+            Backend::Postgres(b) => b.write_with(doc, found, "state push", force).await?,
+        };
+        Ok((written, found))
+    }
+
     /// Locks the environment for `operation` (e.g. `apply`), failing at once with
     /// [`StateError::Locked`] naming the holder when somebody else holds it.
     pub async fn lock(&self, operation: &str) -> Result<LockGuard> {
@@ -437,6 +483,42 @@ mod tests {
             let err = BackendConfig::from_spec(Some(&bad), root).unwrap_err();
             assert!(matches!(err, StateError::InvalidConfig(_)), "{bad}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn push_checks_lineage_and_serial_unless_forced() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let b = Backend::open(&BackendConfig::local(tmp.path()), "shop", "dev")
+            .await
+            .expect("open");
+        // No state yet: any lineage is accepted and becomes serial 1.
+        let mut first = StateDocument::new("shop", "dev");
+        first.serial = 7;
+        let (w, replaced) = b.push(&first, false).await.expect("first push");
+        assert_eq!((w.serial, replaced, w.lineage), (1, 0, first.lineage));
+        assert_eq!(w.operation, "state push");
+        // Same lineage, serial not newer: refused.
+        let mut older = w.clone();
+        older.serial = 1;
+        let err = b.push(&older, false).await.unwrap_err();
+        assert!(err.to_string().contains("not newer"), "{err}");
+        // Same lineage, newer serial: written as the next serial.
+        older.serial = 5;
+        let (w2, replaced) = b.push(&older, false).await.expect("newer");
+        assert_eq!((w2.serial, replaced), (2, 1));
+        // Another lineage: refused, then forced.
+        let other = StateDocument::new("shop", "dev");
+        let err = b.push(&other, false).await.unwrap_err();
+        assert!(matches!(err, StateError::PushRefused { .. }), "{err}");
+        let (w3, _) = b.push(&other, true).await.expect("forced");
+        assert_eq!((w3.serial, w3.lineage), (3, other.lineage));
+        assert_eq!(b.history().await.expect("history").len(), 3);
+        // Unknown format and another environment are refused even when forced.
+        let mut future = other.clone();
+        future.format_version = FORMAT_VERSION + 1;
+        assert!(b.push(&future, true).await.is_err());
+        let wrong_env = StateDocument::new("shop", "prod");
+        assert!(b.push(&wrong_env, true).await.is_err());
     }
 
     #[tokio::test]

@@ -121,6 +121,18 @@ pub enum StateError {
         address: String,
     },
 
+    /// `dk state push` refused a document (another lineage, or a serial not newer than the
+    /// stored one) without `--force`.
+    #[error(
+        "refusing to push to the state of environment {environment}: {reason}; pull the current state (`dk state pull -e {environment}`) and edit that, or pass --force to replace it anyway (the current serial stays in the history)"
+    )]
+    PushRefused {
+        /// Environment concerned.
+        environment: String,
+        /// Why (lineage or serial).
+        reason: String,
+    },
+
     /// A name (environment, project, schema) cannot be used.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidName {
@@ -176,7 +188,7 @@ pub enum StateError {
     },
 
     /// A PostgreSQL operation failed.
-    #[error("PostgreSQL state backend ({target}): cannot {action}: {source}{hint}", hint = pg_hint(source))]
+    #[error("PostgreSQL state backend ({target}): cannot {action}: {source}{cause}{hint}", cause = pg_cause(source), hint = pg_hint(source))]
     Postgres {
         /// Host/port/database/schema (never the password).
         target: String,
@@ -212,6 +224,15 @@ impl StateError {
             source,
         }
     }
+}
+
+/// The driver's Display leaves out the cause of a non-database error (e.g. why a TLS handshake
+/// failed): `: cause` when there is one.
+fn pg_cause(err: &tokio_postgres::Error) -> String {
+    if err.as_db_error().is_some() {
+        return String::new();
+    }
+    std::error::Error::source(err).map_or(String::new(), |c| format!(": {c}"))
 }
 
 fn pg_hint(err: &tokio_postgres::Error) -> String {

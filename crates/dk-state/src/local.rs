@@ -150,6 +150,18 @@ impl LocalBackend {
         expected_serial: u64,
         operation: &str,
     ) -> Result<StateDocument> {
+        self.write_with(doc, expected_serial, operation, false)
+    }
+
+    /// [`write`](Self::write), optionally accepting a document of another lineage than the stored
+    /// one (`dk state push --force`).
+    pub(crate) fn write_with(
+        &self,
+        doc: &StateDocument,
+        expected_serial: u64,
+        operation: &str,
+        allow_new_lineage: bool,
+    ) -> Result<StateDocument> {
         let new = prepare_write(
             doc,
             expected_serial,
@@ -179,7 +191,7 @@ impl LocalBackend {
                 found,
             });
         }
-        if let Some(cur) = &current {
+        if let Some(cur) = current.as_ref().filter(|_| !allow_new_lineage) {
             if cur.lineage != new.lineage {
                 return Err(StateError::LineageMismatch {
                     environment: self.environment.clone(),

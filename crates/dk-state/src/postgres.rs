@@ -12,17 +12,21 @@
 //! connection that the [`PgLockGuard`] owns for the whole operation; a heartbeat task on that
 //! connection renews the row's lease (`expires`). When the holder dies its connection closes and
 //! the server releases the advisory lock; the stale holder row is then overwritten by the next
-//! locker (or removed by `list_locks`). TLS is not supported: use `sslmode=disable` or `prefer`.
+//! locker (or removed by `list_locks`).
+//!
+//! TLS follows the URL's `sslmode` (and `sslrootcert`) with libpq's meaning, through `dk-pgtls`:
+//! `disable`, `allow`, `prefer` (the default), `require`, `verify-ca`, `verify-full`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
+use dk_pgtls::PgConnector;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres::{Client, Config, Row};
 
 use crate::backend::{prepare_write, validate_environment, validate_project, HistoryEntry};
 use crate::document::StateDocument;
@@ -39,6 +43,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct PgBackend {
     config: Config,
+    connector: PgConnector,
     target: String,
     schema: String,
     project: String,
@@ -55,9 +60,13 @@ impl PgBackend {
         validate_project(project)?;
         validate_environment(environment)?;
         validate_schema(schema)?;
-        let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        let (rest, sslmode, rootcert) = dk_pgtls::split_conn_string(url);
+        let mut config: Config = rest.parse().map_err(|e: tokio_postgres::Error| {
             StateError::InvalidConfig(format!("cannot parse the PostgreSQL url: {e}"))
         })?;
+        let connector = dk_pgtls::TlsOptions::new(sslmode.as_deref(), rootcert.as_deref())
+            .and_then(|t| t.connector())
+            .map_err(|e| StateError::InvalidConfig(format!("url: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -65,9 +74,10 @@ impl PgBackend {
             config.application_name("dk-state");
         }
         let target = describe(&config, schema);
-        let client = connect(&config, &target).await?;
+        let client = connect(&connector, &config, &target).await?;
         let backend = PgBackend {
             config,
+            connector,
             target,
             schema: schema.to_string(),
             project: project.to_string(),
@@ -337,6 +347,19 @@ impl PgBackend {
         expected_serial: u64,
         operation: &str,
     ) -> Result<StateDocument> {
+        self.write_with(doc, expected_serial, operation, false)
+            .await
+    }
+
+    /// [`write`](Self::write), optionally accepting a document of another lineage than the stored
+    /// one (`dk state push --force`).
+    pub(crate) async fn write_with(
+        &self,
+        doc: &StateDocument,
+        expected_serial: u64,
+        operation: &str,
+        allow_new_lineage: bool,
+    ) -> Result<StateDocument> {
         let new = prepare_write(
             doc,
             expected_serial,
@@ -374,7 +397,7 @@ impl PgBackend {
                 found,
             });
         }
-        if let Some(r) = &current {
+        if let Some(r) = current.as_ref().filter(|_| !allow_new_lineage) {
             let stored: String = r.get(1);
             if stored != lineage {
                 return Err(StateError::LineageMismatch {
@@ -436,7 +459,7 @@ impl PgBackend {
     pub async fn lock(&self, operation: &str) -> Result<PgLockGuard> {
         let mut info = LockInfo::for_current_process(&self.project, &self.environment, operation);
         let key = self.lock_key();
-        let client = connect(&self.config, &self.target).await?;
+        let client = connect(&self.connector, &self.config, &self.target).await?;
         let started = Instant::now();
         loop {
             let got: bool = client
@@ -812,20 +835,15 @@ impl Drop for PgLockGuard {
     }
 }
 
-async fn connect(config: &Config, target: &str) -> Result<Client> {
-    let (client, connection) =
-        config
-            .connect(NoTls)
-            .await
-            .map_err(|source| StateError::Postgres {
-                target: target.to_string(),
-                action: "connect",
-                source,
-            })?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+async fn connect(connector: &PgConnector, config: &Config, target: &str) -> Result<Client> {
+    connector
+        .connect(config)
+        .await
+        .map_err(|source| StateError::Postgres {
+            target: format!("{target}, sslmode={}", connector.mode()),
+            action: "connect",
+            source,
+        })
 }
 
 fn describe(config: &Config, schema: &str) -> String {

@@ -387,25 +387,28 @@ fn run_apply(
             parallelism: a.parallelism,
             allow_destructive: a.allow_destructive,
         };
-        let on_event = |e: dk_engine::Event| {
-            if let dk_engine::Event::Finished(r) = e {
-                match &r.error {
-                    None => println!(
-                        "{} {}: done in {:.2}s",
-                        r.action.symbol(),
-                        r.address,
-                        r.duration.as_secs_f64()
-                    ),
-                    Some(err) => println!(
-                        "{} {}: FAILED after {:.2}s: {err}",
-                        r.action.symbol(),
-                        r.address,
-                        r.duration.as_secs_f64()
-                    ),
-                }
-            }
+        let progress = crate::progress::ApplyProgress::new(plan.changes.len());
+        let on_event = |e: dk_engine::Event| match e {
+            // Changes of a wave are queued together; the bar counts finished ones.
+            dk_engine::Event::Started { .. } => {}
+            dk_engine::Event::Finished(r) => progress.finished(&match &r.error {
+                None => format!(
+                    "{} {}: done in {:.2}s",
+                    r.action.symbol(),
+                    r.address,
+                    r.duration.as_secs_f64()
+                ),
+                Some(err) => format!(
+                    "{} {}: FAILED after {:.2}s: {err}",
+                    r.action.symbol(),
+                    r.address,
+                    r.duration.as_secs_f64()
+                ),
+            }),
         };
-        dk_engine::apply(plan, backend, &providers, &opts, &on_event).await
+        let report = dk_engine::apply(plan, backend, &providers, &opts, &on_event).await;
+        progress.finish();
+        report
     })
 }
 
@@ -547,7 +550,9 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
         } => (env.clone(), project.clone(), *output),
         StateCommand::Rm { env, project, .. }
         | StateCommand::Mv { env, project, .. }
-        | StateCommand::Unlock { env, project, .. } => {
+        | StateCommand::Unlock { env, project, .. }
+        | StateCommand::Pull { env, project, .. }
+        | StateCommand::Push { env, project, .. } => {
             (env.clone(), project.clone(), TextOrJson::Text)
         }
         StateCommand::Locks {
@@ -586,7 +591,7 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
         &p.project,
         &p.env.environment,
     ))?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         match cmd {
             StateCommand::List { .. } => {
                 let doc = backend.read_or_new().await?;
@@ -639,6 +644,59 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
                 lock.release().await?;
                 println!("Moved {from} to {to} (serial {}).", written.serial);
             }
+            StateCommand::Pull { out, .. } => {
+                let Some(doc) = backend.read_latest().await? else {
+                    bail!(
+                        "environment {} has no state yet ({}); nothing to pull",
+                        p.env.environment,
+                        backend.describe()
+                    );
+                };
+                let mut text = doc.to_json_pretty()?;
+                text.push('\n');
+                match out {
+                    Some(path) => {
+                        dk_manifest::write::write_atomic(&path, text.as_bytes())?;
+                        eprintln!(
+                            "Wrote serial {} of environment {} to {}.",
+                            doc.serial,
+                            p.env.environment,
+                            path.display()
+                        );
+                    }
+                    None => print!("{text}"),
+                }
+            }
+            StateCommand::Push { file, force, .. } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let doc: StateDocument = serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} is not a dk state document ({e}); push a file written by `dk state pull`",
+                        file.display()
+                    )
+                })?;
+                let lock = backend.lock("state push").await?;
+                let pushed = backend.push(&doc, force).await;
+                lock.release().await?;
+                let (written, replaced) = pushed?;
+                if replaced == 0 {
+                    println!(
+                        "Pushed {} to environment {}: serial {} (there was no state before).",
+                        file.display(),
+                        p.env.environment,
+                        written.serial
+                    );
+                } else {
+                    println!(
+                        "Pushed {} to environment {}: serial {} (serial {} is kept in the history).",
+                        file.display(),
+                        p.env.environment,
+                        written.serial,
+                        replaced
+                    );
+                }
+            }
             StateCommand::Locks { .. } => {
                 let locks = backend.list_locks().await?;
                 if output == TextOrJson::Json {
@@ -657,6 +715,17 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
             }
         }
         Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(Exit::Ok)
+    });
+    match result {
+        Ok(()) => Ok(Exit::Ok),
+        // A held lock is exit code 5 for `state rm|mv|push` as for apply.
+        Err(e)
+            if e.downcast_ref::<dk_state::StateError>()
+                .is_some_and(|s| s.exit_code() == 5) =>
+        {
+            eprintln!("error: {e}");
+            Ok(Exit::Locked)
+        }
+        Err(e) => Err(e),
+    }
 }
