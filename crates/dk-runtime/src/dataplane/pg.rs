@@ -1,0 +1,359 @@
+//! The PostgreSQL data plane: reads are `COPY (query) TO STDOUT (FORMAT binary)` decoded into
+//! Arrow batches as the bytes arrive; writes are `COPY … FROM STDIN (FORMAT binary)` on a
+//! connection of their own inside one transaction (overwrite truncates first; merge copies into a
+//! temporary table, deletes the rows with matching keys, and inserts).
+
+use futures_util::{pin_mut, SinkExt, StreamExt};
+use tokio_postgres::{Client, Config};
+
+use super::pgcopy::{self, Decoder, Wire};
+use super::schema::{conform, DeclaredColumn};
+use super::{quote_ident, BatchStream, WriteMode, WriteReport, BATCH_ROWS};
+use crate::error::{Result, RuntimeError};
+use dk_env::ResolvedStore;
+use dk_providers::postgres::{config_for, connect_message, connector_for, describe, error_text};
+
+/// Bytes of encoded rows sent per COPY message.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// A PostgreSQL store.
+pub struct PgPlane {
+    pub(crate) store: String,
+    resolved: ResolvedStore,
+    config: Config,
+    target: String,
+    client: Client,
+}
+
+/// A new connection with the store's TLS settings (`sslmode`, `sslrootcert`).
+async fn connect(rs: &ResolvedStore, config: &Config, target: &str) -> Result<Client> {
+    connector_for(rs)?
+        .connect(config)
+        .await
+        .map_err(|e| RuntimeError::db(&rs.name, "connect", connect_message(target, &e)))
+}
+
+impl PgPlane {
+    pub async fn connect(store: &ResolvedStore) -> Result<PgPlane> {
+        let mut config = config_for(store)?;
+        if config.get_application_name().is_none() {
+            config.application_name("dk-run");
+        }
+        let target = describe(&config);
+        let client = connect(store, &config, &target).await?;
+        Ok(PgPlane {
+            store: store.name.clone(),
+            resolved: store.clone(),
+            config,
+            target,
+            client,
+        })
+    }
+
+    fn err(&self, context: impl Into<String>, e: &tokio_postgres::Error) -> RuntimeError {
+        RuntimeError::db(&self.store, context, error_text(e))
+    }
+
+    pub async fn execute(&self, sql: &str) -> Result<u64> {
+        match self.client.execute(sql, &[]).await {
+            Ok(n) => Ok(n),
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::SYNTAX_ERROR)
+                    && error_text(&e).contains("multiple commands") =>
+            {
+                self.client
+                    .batch_execute(sql)
+                    .await
+                    .map(|_| 0)
+                    .map_err(|e| self.err("execute", &e))
+            }
+            Err(e) => Err(self.err("execute", &e)),
+        }
+    }
+
+    pub async fn transaction(&self, statements: &[String]) -> Result<Vec<u64>> {
+        let mut client = connect(&self.resolved, &self.config, &self.target).await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| self.err("begin", &e))?;
+        let mut counts = Vec::with_capacity(statements.len());
+        for s in statements {
+            let n = tx.execute(s.as_str(), &[]).await.map_err(|e| {
+                let line = s
+                    .trim()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(80)
+                    .collect::<String>();
+                self.err(line, &e)
+            })?;
+            counts.push(n);
+        }
+        tx.commit().await.map_err(|e| self.err("commit", &e))?;
+        Ok(counts)
+    }
+
+    /// Columns with their native types (`format_type`), `None` when the relation is missing.
+    async fn table_columns(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> Result<Option<Vec<(DeclaredColumn, String)>>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull \
+                 FROM pg_catalog.pg_attribute a \
+                 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
+                 ORDER BY a.attnum",
+                &[&schema, &name],
+            )
+            .await
+            .map_err(|e| self.err(format!("read the columns of {schema}.{name}"), &e))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.iter()
+            .map(|r| {
+                let n: String = r.get(0);
+                let native: String = r.get(1);
+                let notnull: bool = r.get(2);
+                let ty = dk_providers::postgres::logical_type(&native).ok_or_else(|| {
+                    RuntimeError::Schema(format!(
+                        "store {}: column {schema}.{name}.{n} has type {native}, which dk cannot read or write (no logical type); change the column or cast it in a view",
+                        self.store
+                    ))
+                })?;
+                Ok((
+                    DeclaredColumn {
+                        name: n,
+                        ty,
+                        nullable: !notnull,
+                    },
+                    native,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    pub async fn columns(&self, schema: &str, name: &str) -> Result<Option<Vec<DeclaredColumn>>> {
+        Ok(self
+            .table_columns(schema, name)
+            .await?
+            .map(|v| v.into_iter().map(|(c, _)| c).collect()))
+    }
+
+    pub async fn query(&self, sql: &str) -> Result<BatchStream> {
+        self.stream(sql, &[]).await
+    }
+
+    /// Reads a table: its catalog types give exact decimals (`numeric(p,s)`).
+    pub async fn scan_table(&self, schema: &str, name: &str, sql: &str) -> Result<BatchStream> {
+        let known = self.table_columns(schema, name).await?.ok_or_else(|| {
+            RuntimeError::Config(format!(
+                "store {}: table {schema}.{name} does not exist (run `dk apply`, or the transform that produces it)",
+                self.store
+            ))
+        })?;
+        self.stream(sql, &known).await
+    }
+
+    async fn stream(&self, sql: &str, known: &[(DeclaredColumn, String)]) -> Result<BatchStream> {
+        let sql = sql.trim().trim_end_matches(';').trim();
+        let stmt = self
+            .client
+            .prepare(sql)
+            .await
+            .map_err(|e| self.err("query", &e))?;
+        let mut names = Vec::new();
+        let mut wires = Vec::new();
+        for c in stmt.columns() {
+            let wire = match known.iter().find(|(k, _)| k.name == c.name()) {
+                Some((k, native)) => Wire::of_logical(k.ty, native),
+                None => Wire::of_type_name(c.type_().name()).ok_or_else(|| {
+                    RuntimeError::Schema(format!(
+                        "store {}: result column {} has type {}, which dk cannot read; cast it in the query (e.g. {}::text)",
+                        self.store,
+                        c.name(),
+                        c.type_().name(),
+                        quote_ident(c.name())
+                    ))
+                })?,
+            };
+            names.push(c.name().to_string());
+            wires.push(wire);
+        }
+        let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+        let out = self
+            .client
+            .copy_out(copy.as_str())
+            .await
+            .map_err(|e| self.err("query", &e))?;
+        let mut decoder = Decoder::new(names, wires, format!("store {}", self.store));
+        let (tx, stream) = BatchStream::channel(decoder.schema());
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            pin_mut!(out);
+            while let Some(chunk) = out.next().await {
+                let step = match chunk {
+                    Ok(bytes) => decoder.push(&bytes),
+                    Err(e) => Err(RuntimeError::db(&store, "query", error_text(&e))),
+                };
+                if let Err(e) = step {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                if decoder.pending_rows() >= BATCH_ROWS {
+                    match decoder.flush() {
+                        Ok(Some(b)) => {
+                            if tx.send(Ok(b)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    }
+                }
+            }
+            match decoder.flush() {
+                Ok(Some(b)) => {
+                    let _ = tx.send(Ok(b)).await;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        Ok(stream)
+    }
+
+    pub async fn write(
+        &self,
+        schema: &str,
+        name: &str,
+        columns: &[DeclaredColumn],
+        mut stream: BatchStream,
+        mode: &WriteMode,
+    ) -> Result<WriteReport> {
+        let natives = self.table_columns(schema, name).await?.unwrap_or_default();
+        let wires: Vec<Wire> = columns
+            .iter()
+            .map(|c| {
+                let native = natives
+                    .iter()
+                    .find(|(k, _)| k.name == c.name)
+                    .map(|(_, n)| n.as_str())
+                    .unwrap_or("");
+                Wire::of_logical(c.ty, native)
+            })
+            .collect();
+        let client = connect(&self.resolved, &self.config, &self.target).await?;
+        let target = format!("{}.{}", quote_ident(schema), quote_ident(name));
+        let context = format!("store {}: table {schema}.{name}", self.store);
+        let err = |what: &str, e: &tokio_postgres::Error| {
+            RuntimeError::db(
+                &self.store,
+                format!("{schema}.{name}: {what}"),
+                error_text(e),
+            )
+        };
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| err("begin", &e))?;
+        let result: Result<u64> = async {
+            let into = match mode {
+                WriteMode::Overwrite => {
+                    client
+                        .batch_execute(&format!("TRUNCATE {target}"))
+                        .await
+                        .map_err(|e| err("truncate", &e))?;
+                    target.clone()
+                }
+                WriteMode::Merge { .. } => {
+                    let stage = quote_ident(&format!("dk_stage_{}", uuid::Uuid::new_v4().simple()));
+                    client
+                        .batch_execute(&format!(
+                            "CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP"
+                        ))
+                        .await
+                        .map_err(|e| err("create staging table", &e))?;
+                    stage
+                }
+                WriteMode::Append => target.clone(),
+            };
+            let cols = columns
+                .iter()
+                .map(|c| quote_ident(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sink = client
+                .copy_in::<_, bytes::Bytes>(
+                    format!("COPY {into} ({cols}) FROM STDIN (FORMAT binary)").as_str(),
+                )
+                .await
+                .map_err(|e| err("start COPY", &e))?;
+            pin_mut!(sink);
+            let mut buf = bytes::BytesMut::with_capacity(COPY_CHUNK + 4096);
+            pgcopy::header(&mut buf);
+            let mut rows = 0u64;
+            while let Some(batch) = stream.next().await {
+                let batch = conform(&batch?, columns, &context)?;
+                rows += batch.num_rows() as u64;
+                pgcopy::encode(&batch, &wires, &context, &mut buf)?;
+                if buf.len() >= COPY_CHUNK {
+                    sink.send(buf.split().freeze())
+                        .await
+                        .map_err(|e| err("COPY rows", &e))?;
+                }
+            }
+            pgcopy::trailer(&mut buf);
+            sink.send(buf.split().freeze())
+                .await
+                .map_err(|e| err("COPY rows", &e))?;
+            sink.as_mut()
+                .finish()
+                .await
+                .map_err(|e| err("finish COPY", &e))?;
+            if let WriteMode::Merge { keys } = mode {
+                let on = keys
+                    .iter()
+                    .map(|k| format!("t.{q} = s.{q}", q = quote_ident(k)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                client
+                    .batch_execute(&format!(
+                        "DELETE FROM {target} t USING {into} s WHERE {on}; \
+                         INSERT INTO {target} ({cols}) SELECT {cols} FROM {into}"
+                    ))
+                    .await
+                    .map_err(|e| err("merge staged rows", &e))?;
+            }
+            Ok(rows)
+        }
+        .await;
+        match result {
+            Ok(rows) => {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| err("commit", &e))?;
+                Ok(WriteReport { rows })
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+}
