@@ -67,8 +67,6 @@
 //! `v` with `pg_get_viewdef` and their comments) and all their columns (`pg_attribute`,
 //! `format_type`, `attnotnull`, comments joined from `pg_description`).
 
-pub mod watch;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -197,22 +195,6 @@ impl PgProvider {
             context: context.into(),
             message: error_text(e),
         }
-    }
-
-    /// The columns a query returns (name and logical type when the wire type has one), without
-    /// running it (the statement is only prepared). Fails when the query does not compile.
-    pub async fn describe_query(&self, sql: &str) -> Result<Vec<(String, Option<LogicalType>)>> {
-        let client = self.client.lock().await;
-        self.count(1);
-        let stmt = client
-            .prepare(sql.trim().trim_end_matches(';'))
-            .await
-            .map_err(|e| self.db_err("describe the view's query", &e))?;
-        Ok(stmt
-            .columns()
-            .iter()
-            .map(|c| (c.name().to_string(), wire_logical_type(c.type_())))
-            .collect())
     }
 
     /// Every schema, table and view in `schemas` as it is now: three catalog queries whatever the
@@ -638,7 +620,8 @@ fn value_string(v: &Value) -> Option<String> {
     }
 }
 
-fn describe(config: &Config) -> String {
+/// `host:port/database as user` (never the password).
+pub fn describe(config: &Config) -> String {
     let host = config
         .get_hosts()
         .first()
@@ -654,7 +637,8 @@ fn describe(config: &Config) -> String {
     format!("{host}:{port}/{db} as {user}")
 }
 
-fn connect_message(target: &str, e: &tokio_postgres::Error) -> String {
+/// A connection error with a hint on what to fix.
+pub fn connect_message(target: &str, e: &tokio_postgres::Error) -> String {
     let text = error_text(e);
     let code = e.code();
     let help = if code == Some(&SqlState::INVALID_PASSWORD)
@@ -670,7 +654,7 @@ fn connect_message(target: &str, e: &tokio_postgres::Error) -> String {
 }
 
 /// A readable error: severity, message, SQLSTATE, detail and hint for database errors.
-fn error_text(e: &tokio_postgres::Error) -> String {
+pub fn error_text(e: &tokio_postgres::Error) -> String {
     let Some(db) = e.as_db_error() else {
         // `error connecting to server: Connection refused (os error 111)`.
         return match std::error::Error::source(e) {
@@ -763,29 +747,6 @@ pub fn logical_type(native: &str) -> Option<LogicalType> {
             }
             return None;
         }
-    })
-}
-
-/// The logical type of a result column's wire type (no typmod there: `numeric` has none).
-fn wire_logical_type(t: &tokio_postgres::types::Type) -> Option<LogicalType> {
-    use tokio_postgres::types::Type;
-    use LogicalType::*;
-    Some(match *t {
-        Type::INT2 => SmallInt,
-        Type::INT4 => Integer,
-        Type::INT8 => BigInt,
-        Type::FLOAT4 => Float,
-        Type::FLOAT8 => Double,
-        Type::BOOL => Boolean,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => String,
-        Type::DATE => Date,
-        Type::TIME => Time,
-        Type::TIMESTAMP => Timestamp,
-        Type::TIMESTAMPTZ => TimestampTz,
-        Type::JSON | Type::JSONB => Json,
-        Type::BYTEA => Binary,
-        Type::UUID => Uuid,
-        _ => return None,
     })
 }
 

@@ -10,6 +10,8 @@
 //!   advisory lock on one pinned connection plus a leased holder row in PostgreSQL;
 //! * [`GitInfo`] detection through the `git` CLI;
 //! * [`TestRecord`]s: every `dk test` outcome, for `requireTests` ([`Backend::passing_test`]).
+//! * run records of `dk run` ([`RunStore`], [`RunRecord`]): files under `.dk/state/<env>/runs/`
+//!   or a `runs` table next to the state tables.
 //!
 //! Secrets are never stored: attributes hold [`SecretRef`]s (name + SHA-256 of the value), and
 //! every write refuses plain values under secret-looking keys.
@@ -37,6 +39,7 @@ pub mod git;
 mod local;
 mod lock;
 mod postgres;
+mod runs;
 mod test_results;
 
 pub use backend::{Backend, BackendConfig, HistoryEntry, LockGuard, DEFAULT_PG_SCHEMA};
@@ -49,4 +52,5 @@ pub use git::GitInfo;
 pub use local::{LocalBackend, LocalLockGuard};
 pub use lock::{current_host, current_user, pid_alive, LockInfo};
 pub use postgres::{PgBackend, PgLockGuard, HEARTBEAT, LEASE};
+pub use runs::{new_id, PgRuns, RunOutput, RunRecord, RunStatus, RunStore};
 pub use test_results::TestRecord;

@@ -16,7 +16,7 @@ use crate::cli::{ApplyArgs, DestroyArgs, PlanArgs, PlanOutput, StateCommand, Tex
 use crate::exit::Exit;
 use crate::output;
 
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -106,10 +106,7 @@ pub fn backend_config(p: &Prepared) -> anyhow::Result<BackendConfig> {
     Ok(BackendConfig::from_spec(value.as_ref(), &p.model.root)?)
 }
 
-pub(crate) async fn providers_for(
-    p: &Prepared,
-    state: &StateDocument,
-) -> Result<Providers, EngineError> {
+async fn providers_for(p: &Prepared, state: &StateDocument) -> Result<Providers, EngineError> {
     let mut stores: std::collections::BTreeSet<String> =
         p.compiled.stores.keys().cloned().collect();
     stores.extend(state.resources.iter().map(|r| r.provider.clone()));
@@ -286,9 +283,8 @@ pub fn render_plan_markdown(plan: &Plan) -> String {
     out
 }
 
-pub(crate) fn engine_exit(e: &EngineError) -> Exit {
+fn engine_exit(e: &EngineError) -> Exit {
     match e.exit_code() {
-        3 => Exit::Invalid,
         4 => Exit::Gate,
         5 => Exit::Locked,
         _ => Exit::Error,
