@@ -57,6 +57,10 @@ pub enum Command {
     /// Read and edit the state of an environment.
     #[command(subcommand)]
     State(StateCommand),
+    /// Report changes made outside dk since the last apply (exit 6 when there is drift).
+    Drift(DriftArgs),
+    /// Adopt existing objects into state, or write DataSet manifests for unmanaged tables.
+    Import(ImportArgs),
     /// Environments: list them, or show how a project resolves in one (bindings, variables).
     #[command(subcommand)]
     Env(EnvCommand),
@@ -383,6 +387,52 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
     #[arg(long, short = 'o', value_enum, default_value_t = PlanOutput::Human)]
     pub output: PlanOutput,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[arg(long, short = 'e', env = "DK_ENV")]
+    pub env: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+    /// Keep watching and report drift as it happens (PostgreSQL: DDL event triggers; otherwise
+    /// polling). Stops on Ctrl-C (exit 6 if drift was seen).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between checks when polling (and the longest wait between checks on PostgreSQL).
+    #[arg(long, default_value_t = 2.0, requires = "watch")]
+    pub interval: f64,
+    /// Stop watching after this many seconds (default: until interrupted).
+    #[arg(long, requires = "watch")]
+    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Addresses to adopt (`table.STORE.SCHEMA.NAME`), each declared by a manifest and existing in
+    /// its store.
+    #[arg(required_unless_present = "discover", conflicts_with = "discover")]
+    pub address: Vec<String>,
+    #[arg(long, short = 'e', env = "DK_ENV")]
+    pub env: Option<String>,
+    /// List the unmanaged tables of this schema and write a DataSet manifest for each.
+    #[arg(long, value_name = "SCHEMA")]
+    pub discover: Option<String>,
+    /// The store to discover in (default: the only database store of the environment).
+    #[arg(long, requires = "discover")]
+    pub store: Option<String>,
+    /// Directory (inside the project) for the discovered manifests; without it they are printed.
+    #[arg(long, value_name = "DIR", requires = "discover")]
+    pub write: Option<PathBuf>,
+    /// Replace manifest files that already exist.
+    #[arg(long, requires = "write")]
+    pub force: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
     #[command(flatten)]
     pub project: ProjectArg,
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dk_providers::model::{Action, Change, Resource};
-use dk_state::{Backend, ResourceState, ResourceStatus, StateDocument};
+use dk_state::{Backend, ResourceStatus, StateDocument};
 use tokio::sync::Semaphore;
 
+use crate::import::resource_state;
 use crate::plan::{Plan, Providers};
 use crate::EngineError;
 
@@ -71,14 +72,6 @@ pub const FAILPOINT_ENV: &str = "DK_FAILPOINT_APPLY_ABORT_AFTER";
 /// `DK_FAILPOINT_APPLY_DELAY_MS=n` sleeps n milliseconds before each change runs (after its
 /// `pending` journal entry is written), so a test can kill `dk apply` between any two changes.
 pub const DELAY_ENV: &str = "DK_FAILPOINT_APPLY_DELAY_MS";
-
-fn resource_state(r: &Resource, status: ResourceStatus) -> ResourceState {
-    let mut s = ResourceState::new(r.address.clone(), r.kind().as_str(), r.store.clone());
-    s.attributes = serde_json::to_value(r).unwrap_or_default();
-    s.depends_on = r.depends_on.clone();
-    s.status = status;
-    s
-}
 
 /// Splits changes (already ordered) into waves: a change joins the first wave after every change it
 /// depends on; deletes run after creates and updates, each in its own later waves.
@@ -214,12 +207,15 @@ pub async fn apply(
                     tokio::time::sleep(d).await;
                 }
                 let t0 = Instant::now();
-                let res = p.apply(&c).await;
+                let res = match crate::plan::check_view_before_apply(&p, &c).await {
+                    Ok(()) => p.apply(&c).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
                 let n = ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 if failpoint == Some(n) {
                     std::process::abort();
                 }
-                (i, t0.elapsed(), res.err().map(|e| e.to_string()))
+                (i, t0.elapsed(), res.err())
             });
         }
         let mut outcomes = Vec::new();

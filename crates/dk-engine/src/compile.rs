@@ -79,6 +79,43 @@ pub fn comment(
     }
 }
 
+/// What a comment written by [`comment`] carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommentParts {
+    pub description: Option<String>,
+    pub classification: Option<String>,
+    pub pii: bool,
+}
+
+/// The inverse of [`comment`]: a comment whose last line is `dk: {json}` yields the metadata; any
+/// other comment is a plain description.
+pub fn parse_comment(comment: Option<&str>) -> CommentParts {
+    let Some(text) = comment.map(str::trim).filter(|t| !t.is_empty()) else {
+        return CommentParts::default();
+    };
+    let (desc, last) = match text.rsplit_once('\n') {
+        Some((d, l)) => (Some(d), l),
+        None => (None, text),
+    };
+    let meta = last
+        .strip_prefix("dk: ")
+        .and_then(|j| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(j).ok());
+    match meta {
+        Some(m) => CommentParts {
+            description: desc.map(str::to_string),
+            classification: m
+                .get("classification")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            pii: m.get("pii").and_then(|v| v.as_bool()).unwrap_or(false),
+        },
+        None => CommentParts {
+            description: Some(text.to_string()),
+            ..CommentParts::default()
+        },
+    }
+}
+
 /// The result of compiling.
 #[derive(Debug, Default)]
 pub struct Compiled {
@@ -86,6 +123,8 @@ pub struct Compiled {
     pub resources: BTreeMap<String, Resource>,
     /// Stores that have resources, with their connector type.
     pub stores: BTreeMap<String, String>,
+    /// The manifest each resource comes from, as `DataSet NAME (FILE:LINE:COL)`, for messages.
+    pub origins: BTreeMap<String, String>,
 }
 
 struct Ctx<'a> {
@@ -197,6 +236,12 @@ pub fn compile(model: &ProjectModel, env: &ResolvedProject) -> Result<Compiled, 
             },
         };
         let r = Resource::new(&store.name, spec, depends);
+        let l = doc.loc("/metadata/name");
+        let origin = format!(
+            "DataSet {name} ({}:{}:{})",
+            l.file, l.span.line, l.span.column
+        );
+        out.origins.insert(r.address.clone(), origin);
         out.stores.insert(store.name.clone(), ctype.to_string());
         out.resources.insert(r.address.clone(), r);
     }

@@ -8,10 +8,17 @@
 //! * [`template`]: the one SQL template renderer (`ref()`, `var()`) of compile, the `sql` runtime
 //!   and transform unit tests.
 //!
-//! Drift reports, import, promotion and rollback build on these and arrive next.
+//! * [`drift`]: state vs a bulk refresh → changed, deleted and unmanaged objects, with the
+//!   environment's ignore rules;
+//! * [`import`]: adopting existing objects into state, and writing DataSet manifests for the
+//!   unmanaged tables of a schema.
+//!
+//! Promotion and rollback build on these and arrive next.
 
 pub mod apply;
 pub mod compile;
+pub mod drift;
+pub mod import;
 pub mod plan;
 pub mod template;
 
@@ -40,6 +47,10 @@ pub enum EngineError {
     StalePlan { plan_serial: u64, state_serial: u64 },
     #[error("the plan has destructive changes ({}); review their impact and pass --allow-destructive to apply them", .0.join(", "))]
     DestructiveRefused(Vec<String>),
+    #[error("{0}")]
+    Import(String),
+    #[error("views do not match their DataSets (fix the transform's SQL or the DataSet's schema):\n  {}", .0.join("\n  "))]
+    ViewColumns(Vec<String>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -50,6 +61,7 @@ impl EngineError {
         match self {
             EngineError::State(e) => e.exit_code() as u8,
             EngineError::DestructiveRefused(_) => 4,
+            EngineError::ViewColumns(_) => 3,
             _ => 1,
         }
     }

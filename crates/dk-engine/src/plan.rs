@@ -346,6 +346,7 @@ pub async fn plan(
         }
     }
     let changes = order(changes, &wanted, state);
+    check_view_columns(providers, &changes, desired).await?;
     let mut summary = Summary::default();
     for c in &changes {
         match c.action {
@@ -378,6 +379,149 @@ pub async fn plan(
     };
     plan.digest = plan.compute_digest();
     Ok(plan)
+}
+
+/// Broad families of logical types: a view's column may differ in width from its declaration
+/// (`count(*)` is a bigint in a column declared integer) but not in family.
+fn family(t: dk_providers::model::LogicalType) -> &'static str {
+    use dk_providers::model::LogicalType::*;
+    match t {
+        SmallInt | Integer | BigInt | Float | Double | Decimal(..) => "number",
+        String => "string",
+        Boolean => "boolean",
+        Date => "date",
+        Time => "time",
+        Timestamp | TimestampTz => "timestamp",
+        Json => "json",
+        Binary => "binary",
+        Uuid => "uuid",
+    }
+}
+
+/// How the columns a view's query returns differ from the declared ones (empty when they match).
+pub fn view_column_issues(
+    declared: &[dk_providers::model::ColumnSpec],
+    actual: &[(String, Option<dk_providers::model::LogicalType>)],
+) -> Vec<String> {
+    let mut issues = Vec::new();
+    for d in declared {
+        match actual.iter().find(|(n, _)| n == &d.name) {
+            None => issues.push(format!(
+                "declared column {} ({}) is not returned",
+                d.name, d.ty
+            )),
+            Some((_, Some(t))) if family(*t) != family(d.ty) => issues.push(format!(
+                "column {} is declared {} but the query returns {t}",
+                d.name, d.ty
+            )),
+            Some(_) => {}
+        }
+    }
+    for (n, t) in actual {
+        if !declared.iter().any(|d| &d.name == n) {
+            let ty = t.map(|t| t.to_string()).unwrap_or_else(|| "?".into());
+            issues.push(format!(
+                "the query returns column {n} ({ty}), which is not declared"
+            ));
+        }
+    }
+    issues
+}
+
+/// At apply, right before a view is created or replaced: its query's columns against the
+/// declaration (for views whose inputs did not exist when the plan was made).
+pub async fn check_view_before_apply(
+    provider: &dk_providers::Provider,
+    change: &Change,
+) -> Result<(), String> {
+    if change.action == Action::Delete {
+        return Ok(());
+    }
+    let Some(dk_providers::model::ResourceSpec::View { sql, columns, .. }) =
+        change.after.as_ref().map(|r| &r.spec)
+    else {
+        return Ok(());
+    };
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let actual = provider
+        .describe_query(sql)
+        .await
+        .map_err(|e| e.to_string())?;
+    let issues = view_column_issues(columns, &actual);
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the view's query columns differ from its DataSet's schema: {}",
+            issues.join("; ")
+        ))
+    }
+}
+
+/// Compares what each planned view's query returns (asked from the store without running it)
+/// with the columns its DataSet declares: missing and unexpected columns, and type families that
+/// differ, are errors. A query that reads objects this plan creates first is checked at apply.
+async fn check_view_columns(
+    providers: &Providers,
+    changes: &[Change],
+    desired: &compile::Compiled,
+) -> Result<(), EngineError> {
+    let created: BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Create | Action::Replace))
+        .map(|c| c.address.as_str())
+        .collect();
+    let mut problems = Vec::new();
+    for c in changes {
+        if c.action == Action::Delete {
+            continue;
+        }
+        let Some(after) = &c.after else { continue };
+        let dk_providers::model::ResourceSpec::View { sql, columns, .. } = &after.spec else {
+            continue;
+        };
+        if columns.is_empty() {
+            continue;
+        }
+        let Some(p) = providers.get(&c.store) else {
+            continue;
+        };
+        let waits_for_new = after
+            .depends_on
+            .iter()
+            .any(|d| created.contains(d.as_str()));
+        let origin = desired
+            .origins
+            .get(&c.address)
+            .cloned()
+            .unwrap_or_else(|| c.address.clone());
+        let actual = match p.describe_query(sql).await {
+            Ok(a) => a,
+            Err(_) if waits_for_new => continue,
+            Err(e) => {
+                problems.push(format!(
+                    "{}: {origin}: the query does not compile against the store: {e}",
+                    c.address
+                ));
+                continue;
+            }
+        };
+        let issues = view_column_issues(columns, &actual);
+        if !issues.is_empty() {
+            problems.push(format!(
+                "{}: {origin}: the query's columns differ from the declared schema: {}",
+                c.address,
+                issues.join("; ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::ViewColumns(problems))
+    }
 }
 
 /// Kind of a resource address (`table.x.y.z` → Table).

@@ -299,6 +299,23 @@ impl DuckProvider {
             .map_err(|e| self.db_err(context, e))
     }
 
+    /// The columns a query returns (name and logical type when it has one), without running it
+    /// (`DESCRIBE`). Fails when the query does not compile (e.g. a relation does not exist yet).
+    pub fn describe_query(&self, sql: &str) -> Result<Vec<(String, Option<LogicalType>)>> {
+        let conn = self.conn();
+        let body = sql.trim().trim_end_matches(';');
+        self.query(
+            &conn,
+            "describe the view's query",
+            &format!("DESCRIBE {body}"),
+            |r| {
+                let name: String = r.get(0)?;
+                let ty: String = r.get(1)?;
+                Ok((name, logical_type(&ty)))
+            },
+        )
+    }
+
     /// Every schema, table and view in `schemas` as it is now: one catalog query per object type
     /// (schemas; tables with their columns; views), whatever the number of objects.
     pub fn refresh(&self, schemas: &[String]) -> Result<Vec<Resource>> {

@@ -102,6 +102,18 @@ impl Provider {
         }
     }
 
+    /// The columns a query returns, without running it; fails when it does not compile.
+    pub async fn describe_query(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<(String, Option<model::LogicalType>)>> {
+        match self {
+            Provider::Postgres(p) => p.describe_query(sql).await,
+            #[cfg(feature = "duckdb")]
+            Provider::DuckDb(p) => tokio::task::block_in_place(|| p.describe_query(sql)),
+        }
+    }
+
     /// The change that turns `actual` into `desired` (`None` when they match), with statements
     /// and measured impact.
     pub async fn plan(

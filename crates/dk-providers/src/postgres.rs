@@ -67,6 +67,8 @@
 //! `v` with `pg_get_viewdef` and their comments) and all their columns (`pg_attribute`,
 //! `format_type`, `attnotnull`, comments joined from `pg_description`).
 
+pub mod watch;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,6 +197,22 @@ impl PgProvider {
             context: context.into(),
             message: error_text(e),
         }
+    }
+
+    /// The columns a query returns (name and logical type when the wire type has one), without
+    /// running it (the statement is only prepared). Fails when the query does not compile.
+    pub async fn describe_query(&self, sql: &str) -> Result<Vec<(String, Option<LogicalType>)>> {
+        let client = self.client.lock().await;
+        self.count(1);
+        let stmt = client
+            .prepare(sql.trim().trim_end_matches(';'))
+            .await
+            .map_err(|e| self.db_err("describe the view's query", &e))?;
+        Ok(stmt
+            .columns()
+            .iter()
+            .map(|c| (c.name().to_string(), wire_logical_type(c.type_())))
+            .collect())
     }
 
     /// Every schema, table and view in `schemas` as it is now: three catalog queries whatever the
@@ -747,6 +765,29 @@ pub fn logical_type(native: &str) -> Option<LogicalType> {
             }
             return None;
         }
+    })
+}
+
+/// The logical type of a result column's wire type (no typmod there: `numeric` has none).
+fn wire_logical_type(t: &tokio_postgres::types::Type) -> Option<LogicalType> {
+    use tokio_postgres::types::Type;
+    use LogicalType::*;
+    Some(match *t {
+        Type::INT2 => SmallInt,
+        Type::INT4 => Integer,
+        Type::INT8 => BigInt,
+        Type::FLOAT4 => Float,
+        Type::FLOAT8 => Double,
+        Type::BOOL => Boolean,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => String,
+        Type::DATE => Date,
+        Type::TIME => Time,
+        Type::TIMESTAMP => Timestamp,
+        Type::TIMESTAMPTZ => TimestampTz,
+        Type::JSON | Type::JSONB => Json,
+        Type::BYTEA => Binary,
+        Type::UUID => Uuid,
+        _ => return None,
     })
 }
 

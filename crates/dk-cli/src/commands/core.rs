@@ -16,7 +16,7 @@ use crate::cli::{ApplyArgs, DestroyArgs, PlanArgs, PlanOutput, StateCommand, Tex
 use crate::exit::Exit;
 use crate::output;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -106,7 +106,10 @@ pub fn backend_config(p: &Prepared) -> anyhow::Result<BackendConfig> {
     Ok(BackendConfig::from_spec(value.as_ref(), &p.model.root)?)
 }
 
-async fn providers_for(p: &Prepared, state: &StateDocument) -> Result<Providers, EngineError> {
+pub(crate) async fn providers_for(
+    p: &Prepared,
+    state: &StateDocument,
+) -> Result<Providers, EngineError> {
     let mut stores: std::collections::BTreeSet<String> =
         p.compiled.stores.keys().cloned().collect();
     stores.extend(state.resources.iter().map(|r| r.provider.clone()));
@@ -283,8 +286,9 @@ pub fn render_plan_markdown(plan: &Plan) -> String {
     out
 }
 
-fn engine_exit(e: &EngineError) -> Exit {
+pub(crate) fn engine_exit(e: &EngineError) -> Exit {
     match e.exit_code() {
+        3 => Exit::Invalid,
         4 => Exit::Gate,
         5 => Exit::Locked,
         _ => Exit::Error,

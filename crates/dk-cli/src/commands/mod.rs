@@ -1,6 +1,7 @@
 //! One module per command. `run` dispatches.
 
 mod core;
+mod drift;
 mod env;
 mod init;
 mod lint;
@@ -38,6 +39,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Apply(a) => core::apply(a),
         Command::Destroy(a) => core::destroy(a),
         Command::State(c) => core::state(c),
+        Command::Drift(a) => drift::drift(a),
+        Command::Import(a) => drift::import(a),
         Command::Diagnostics(a) => misc::diagnostics(a),
         Command::Completions(a) => misc::completions(a),
         Command::Man(a) => misc::man(a),

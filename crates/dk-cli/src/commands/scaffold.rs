@@ -32,15 +32,28 @@ pub fn write_manifest<T: Serialize>(
     force: bool,
     extra: Vec<ExtraFile>,
 ) -> anyhow::Result<Exit> {
-    let (root, is_project) = loader::find_root(&project.dir)?;
-    let path = root.join(rel);
-    if path.exists() && !force {
-        bail!(
-            "{} already exists; pass --force to replace it",
-            path.display()
-        );
-    }
     let text = write::to_yaml_string(docs)?;
+    write_manifests(project, vec![(rel.to_path_buf(), text)], force, extra)
+}
+
+/// Validates manifest files (`(path relative to the project root, YAML text)`) together in the
+/// context of the project and writes them all, or none when one would add an error.
+pub fn write_manifests(
+    project: &ProjectArg,
+    files: Vec<(PathBuf, String)>,
+    force: bool,
+    extra: Vec<ExtraFile>,
+) -> anyhow::Result<Exit> {
+    let (root, is_project) = loader::find_root(&project.dir)?;
+    for (rel, _) in &files {
+        let path = root.join(rel);
+        if path.exists() && !force {
+            bail!(
+                "{} already exists; pass --force to replace it (nothing was written)",
+                path.display()
+            );
+        }
+    }
     let mut model = loader::load_root(&root, is_project)?;
     // Starter files must exist for the validator's file checks; remember which we created.
     let mut created = Vec::new();
@@ -51,17 +64,22 @@ pub fn write_manifest<T: Serialize>(
             created.push(p);
         }
     }
-    // What the project already reports is not this command's concern; what the new file adds is
-    // (in the file itself, or elsewhere — a cycle it closes, a name it duplicates).
+    // What the project already reports is not this command's concern; what the new files add is
+    // (in the files themselves, or elsewhere — a cycle one closes, a name it duplicates).
     let before: std::collections::HashSet<(dk_diagnostics::Code, String)> =
         super::lint::all_rules(&model, false)
             .into_iter()
             .map(|d| (d.code, d.message))
             .collect();
-    let display = model.add_text(&path, &text);
+    let mut displays = Vec::new();
+    for (rel, text) in &files {
+        displays.push(model.add_text(&root.join(rel), text));
+    }
     let mut diags = super::lint::all_rules(&model, false);
     diags.retain(|d| {
-        d.location.as_ref().is_some_and(|l| l.file == display)
+        d.location
+            .as_ref()
+            .is_some_and(|l| displays.contains(&l.file))
             || !before.contains(&(d.code, d.message.clone()))
     });
     if !diags.is_empty() {
@@ -75,12 +93,19 @@ pub fn write_manifest<T: Serialize>(
         for p in created {
             let _ = std::fs::remove_file(p);
         }
-        eprintln!("✗ {display} was not written: fix the errors above (nothing was changed)");
+        let names: Vec<String> = displays.iter().map(|d| d.to_string()).collect();
+        eprintln!(
+            "✗ {} not written: fix the errors above (nothing was changed)",
+            names.join(", ")
+        );
         return Ok(Exit::Invalid);
     }
-    write::write_atomic(&path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!("Created {display}");
+    for ((rel, text), display) in files.iter().zip(&displays) {
+        let path = root.join(rel);
+        write::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("Created {display}");
+    }
     for f in &extra {
         println!("Created {}", f.rel.display());
     }
