@@ -54,6 +54,19 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Destroy every object dk manages in an environment (typed confirmation).
     Destroy(DestroyArgs),
+    /// Make an Ed25519 key pair for approving plans.
+    Keygen(crate::commands::governance::KeygenArgs),
+    /// Approve a saved plan: sign its digest with your key.
+    Approve(crate::commands::governance::ApproveArgs),
+    /// Approvals recorded for an environment.
+    #[command(subcommand)]
+    Approvals(crate::commands::governance::ApprovalsCommand),
+    /// Plan the next environment from the manifests the previous one last applied.
+    Promote(crate::commands::governance::PromoteArgs),
+    /// Plan an environment back to the manifests of an earlier state serial or Git commit.
+    Rollback(crate::commands::governance::RollbackArgs),
+    /// The audit log of an environment: plans, approvals, applies, promotions, rollbacks, state edits.
+    Audit(crate::commands::governance::AuditArgs),
     /// Read and edit the state of an environment.
     #[command(subcommand)]
     State(StateCommand),
@@ -109,6 +122,9 @@ pub struct LintArgs {
     /// Treat warnings (unknown fields, missing triggers, …) as errors.
     #[arg(long)]
     pub strict: bool,
+    /// Also evaluate policies and environment guardrails for this environment.
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = LintOutput::Human)]
     pub output: LintOutput,
@@ -452,6 +468,9 @@ pub struct ApplyArgs {
     /// Allow changes that can lose data (dropped tables and columns, narrowing types, NOT NULL on NULLs).
     #[arg(long)]
     pub allow_destructive: bool,
+    /// Apply a plan made from a Git tree with uncommitted changes in a prod-tier environment.
+    #[arg(long)]
+    pub allow_dirty: bool,
     /// Only these addresses (when no plan file is given).
     #[arg(long, conflicts_with = "plan")]
     pub target: Vec<String>,

@@ -11,6 +11,7 @@
 //! | E200–E299 | per-kind field rules (Connector 20x, Store 21x, DataSet 22x, Transform 23x, DataSetGroup 24x, Environment 25x, Project 26x, Policy 27x) |
 //! | E300–E399 | schema references and locks |
 //! | E400–E499 | references between manifests and the graph |
+//! | E600–E699 | governance: policies (60x), guardrails (61x), lineage (62x), breaking changes (63x) |
 //!
 //! `docs/diagnostics.md` is generated from this table (`dk diagnostics --markdown`) and a test fails
 //! when it is stale.
@@ -186,6 +187,24 @@ codes! {
         "`dk plan` and `dk apply` manage tables and views in stores of type postgres and duckdb. Other stores are accepted by lint and the graph; mark such DataSets `external: true` or bind the store to a supported technology in this environment."),
     ViewAcrossStores => ("E413", Error, "a view reads a DataSet in another store",
         "A `materialized: view` transform runs inside its output's store, so every input must live in that store. Use `materialized: table` (filled by `dk run`, which moves data between stores) or move the input."),
+    PolicyViolation => ("E600", Error, "a policy rule is violated",
+        "A rule of a Policy manifest or of a built-in pack (`versions`, `quality`, `security`, `changes`) does not hold for a manifest (`dk lint -e ENV`) or a planned change (`dk plan`). The rule's severity sets the diagnostic's; error-severity violations make plan and apply exit 4. The message and help name the rule and where it is defined; see docs/policies.md for the JSON each condition sees."),
+    PolicyConditionInvalid => ("E601", Error, "a policy condition is not a valid CEL expression",
+        "Conditions are CEL expressions (https://cel.dev) that must evaluate to true for a compliant manifest or change. Fix the syntax at the reported position."),
+    PolicyEvaluationFailed => ("E602", Error, "a policy condition failed to evaluate",
+        "The condition raised an error (a missing field, a type mismatch) or returned something other than a boolean. Guard optional fields with `has(object.spec.field)`; the views are documented in docs/policies.md."),
+    ConnectorNotAllowed => ("E610", Error, "a Store uses a connector the environment does not allow",
+        "The Environment's `allowedConnectors` lists the connector types (or Connector names) its Stores may use. Bind the store to an allowed technology in this environment or extend the list."),
+    QuotaExceeded => ("E611", Error, "an environment quota is exceeded",
+        "The Environment's `quotas` cap the number of DataSets, Transforms and tables per Store. Remove manifests, or raise the quota in the Environment."),
+    ProtectedEnvironment => ("E612", Error, "a protected environment cannot be destroyed",
+        "The Environment has `protected: true`: `dk destroy` and `dk plan --destroy` are refused. Remove `protected` in a reviewed change first if the environment really must go."),
+    TestsRequired => ("E613", Error, "the environment requires passing tests for these manifests",
+        "The Environment has `requireTests: true`: apply is refused unless a passing `dk test` run is recorded for the same manifests digest."),
+    ClassificationDowngrade => ("E620", Error, "a transform writes data classified lower than what it reads",
+        "Classification along lineage (pack `security`): a Transform's output must be classified at least as high as its most sensitive input, and a column with `from:` lineage at least as high as its source column, unless the Transform declares a `masking` step for that output or column. The message names the path input → transform → output."),
+    BreakingChange => ("W630", Warning, "a plan drops or narrows a column that downstream transforms read",
+        "The plan drops, renames or narrows a DataSet column (or drops the DataSet) that other Transforms and DataSets read, listed in the plan. Environments whose `approval.requireFor` includes `breaking` need approvals for such a plan."),
 }
 
 impl Serialize for Code {

@@ -6,18 +6,18 @@
 //!   measured impact, records of what is in sync, and the plan file with its digest;
 //! * [`apply`]: journaled, dependency-ordered, bounded-parallel execution of a plan;
 //! * [`template`]: the one SQL template renderer (`ref()`, `var()`) of compile, the `sql` runtime
-//!   and transform unit tests.
-//!
+//!   and transform unit tests;
+//! * [`governance`]: policy violations, breaking changes and approval requirements recorded in
+//!   plans, the apply gate, and the manifests snapshots promotion and rollback plan from;
 //! * [`drift`]: state vs a bulk refresh → changed, deleted and unmanaged objects, with the
 //!   environment's ignore rules;
 //! * [`import`]: adopting existing objects into state, and writing DataSet manifests for the
 //!   unmanaged tables of a schema.
-//!
-//! Promotion and rollback build on these and arrive next.
 
 pub mod apply;
 pub mod compile;
 pub mod drift;
+pub mod governance;
 pub mod import;
 pub mod plan;
 pub mod template;

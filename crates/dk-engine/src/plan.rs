@@ -49,6 +49,12 @@ pub struct Plan {
     pub forget: Vec<String>,
     pub summary: Summary,
     pub destroy: bool,
+    /// Policy violations, breaking changes and the approval requirement (governance.rs).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::governance::Governance::is_empty"
+    )]
+    pub governance: crate::governance::Governance,
     pub created_at: DateTime<Utc>,
     /// sha256 of the canonical JSON of this plan with `digest` empty.
     pub digest: String,
@@ -109,18 +115,10 @@ pub struct PlanOptions {
     pub refresh_only: bool,
 }
 
-/// Digest of the project's manifest files (sorted paths and texts).
+/// Digest of the project's manifest files and the files transforms name (SQL, scripts): sorted
+/// paths and texts. It keys the manifests snapshot promotion and rollback plan from.
 pub fn manifests_digest(model: &ProjectModel) -> String {
-    let mut bytes = Vec::new();
-    for p in model.sources.paths() {
-        if let Some(t) = model.sources.get(p) {
-            bytes.extend_from_slice(p.as_bytes());
-            bytes.push(0);
-            bytes.extend_from_slice(t.as_bytes());
-            bytes.push(0);
-        }
-    }
-    dk_state::sha256_hex(&bytes)
+    crate::governance::files_digest(&crate::governance::snapshot_files(model))
 }
 
 fn target_matches(targets: &[String], address: &str) -> bool {
@@ -374,6 +372,7 @@ pub async fn plan(
         forget,
         summary,
         destroy: opts.destroy,
+        governance: Default::default(),
         created_at: Utc::now(),
         digest: String::new(),
     };

@@ -6,9 +6,12 @@
 //! of the value (for change detection). The value itself is only reachable through
 //! [`SecretRef::expose`] and is never serialized, so nothing printed or stored can contain it.
 //!
-//! Policy evaluation and approvals will live here too (DESIGN §4).
+//! [`policy`] evaluates Policy rules (CEL), the built-in packs, environment guardrails and
+//! classification along lineage; [`approval`] makes and verifies Ed25519 approvals of plan digests.
 
+pub mod approval;
 mod interpolate;
+pub mod policy;
 
 use std::sync::Arc;
 

@@ -480,6 +480,26 @@ pub struct TransformSpec {
     /// Unit tests run on embedded DuckDB from fixtures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<UnitTest>,
+    /// Masking / anonymising steps: output columns derived from more sensitive inputs that this
+    /// transform hashes, redacts or aggregates (waives the classification-along-lineage rule).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub masking: Vec<Masking>,
+}
+
+/// A masking step of a Transform (docs/policies.md, classification along lineage).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Masking {
+    /// The output DataSet (default: every output of the transform).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Output columns the step masks; empty = the whole dataset (e.g. an aggregate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// hash, redact, tokenize, aggregate, anonymize, …
+    #[schemars(required)]
+    pub method: String,
 }
 
 /// A reference to DataSets: by name, or by labels with a SemVer range.
@@ -753,7 +773,11 @@ pub struct DriftIgnore {
 pub struct PolicySpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[schemars(required)]
+    /// Built-in rule packs to enable: versions, quality, security, changes (docs/policies.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<String>,
+    /// Rules (required unless `packs` is given).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<PolicyRule>,
 }
 
@@ -779,6 +803,7 @@ pub struct PolicyRule {
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct AppliesTo {
+    /// Manifest kinds (manifest rules) or `Change` (a rule over each planned action).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

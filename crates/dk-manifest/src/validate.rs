@@ -101,6 +101,9 @@ pub const RUNTIMES: &[&str] = &[
 ];
 pub const MODES: &[&str] = &["batch", "streaming"];
 pub const CLASSIFICATIONS: &[&str] = &["public", "internal", "confidential", "restricted"];
+
+/// The built-in policy packs (`Policy spec.packs`; their rules live in dk-env).
+pub const POLICY_PACKS: &[&str] = &["versions", "quality", "security", "changes"];
 pub const FORMATS: &[&str] = &["parquet", "csv", "json", "jsonl", "avro"];
 pub const TRIGGER_POLICIES: &[&str] = &["schedule", "on-change", "manual", "composite"];
 pub const MATERIALIZATIONS: &[&str] = &["view", "table", "incremental"];
@@ -992,11 +995,19 @@ pub fn parse_date(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 fn check_policy(c: &mut Ctx<'_>, p: &PolicySpec) {
-    if p.rules.is_empty() {
+    for (i, pack) in p.packs.iter().enumerate() {
+        c.enum_value(
+            &format!("/spec/packs/{i}"),
+            "policy pack",
+            pack,
+            POLICY_PACKS,
+        );
+    }
+    if p.rules.is_empty() && p.packs.is_empty() {
         c.missing(
             Code::PolicyRuleInvalid,
             "/spec/rules",
-            "a Policy needs at least one rule",
+            "a Policy needs at least one rule (or a built-in pack under `packs`)",
             None,
         );
     }
@@ -1044,7 +1055,8 @@ fn check_policy(c: &mut Ctx<'_>, p: &PolicySpec) {
         }
         if let Some(a) = &r.applies_to {
             for (j, k) in a.kinds.iter().enumerate() {
-                let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                let mut kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                kinds.push("Change");
                 c.enum_value(
                     &format!("{rp}/appliesTo/kinds/{j}"),
                     "appliesTo.kinds",

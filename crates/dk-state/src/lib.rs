@@ -12,6 +12,8 @@
 //! * [`TestRecord`]s: every `dk test` outcome, for `requireTests` ([`Backend::passing_test`]).
 //! * run records of `dk run` ([`RunStore`], [`RunRecord`]): files under `.dk/state/<env>/runs/`
 //!   or a `runs` table next to the state tables.
+//! * governance records beside the state ([`audit`]): the audit log, plan approvals and the
+//!   manifests snapshots promotion and rollback plan from.
 //!
 //! Secrets are never stored: attributes hold [`SecretRef`]s (name + SHA-256 of the value), and
 //! every write refuses plain values under secret-looking keys.
@@ -32,6 +34,7 @@
 //! # let _ = written; Ok(()) }
 //! ```
 
+pub mod audit;
 mod backend;
 mod document;
 mod error;
@@ -42,6 +45,7 @@ mod postgres;
 mod runs;
 mod test_results;
 
+pub use audit::AuditEntry;
 pub use backend::{Backend, BackendConfig, HistoryEntry, LockGuard, DEFAULT_PG_SCHEMA};
 pub use document::{
     canonical_json, sha256_hex, ResourceState, ResourceStatus, SecretRef, StateDocument,

@@ -147,7 +147,15 @@ impl PgBackend {
         })
     }
 
-    fn pg_err(&self, action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StateError {
+    /// The shared connection (the governance records of `audit.rs` use it too).
+    pub(crate) fn client(&self) -> &tokio::sync::Mutex<Client> {
+        &self.client
+    }
+
+    pub(crate) fn pg_err(
+        &self,
+        action: &'static str,
+    ) -> impl FnOnce(tokio_postgres::Error) -> StateError {
         let target = self.target.clone();
         move |source| StateError::Postgres {
             target,

@@ -144,8 +144,14 @@ fn describe_op(op: &ColumnOp) -> String {
     }
 }
 
-/// Terraform-like rendering of a plan.
+/// Terraform-like rendering of a plan, then its policy findings and approval requirement.
 pub fn render_plan_human(plan: &Plan) -> String {
+    let mut out = render_changes_human(plan);
+    out.push_str(&super::governance::render_governance(plan));
+    out
+}
+
+fn render_changes_human(plan: &Plan) -> String {
     let mut out = String::new();
     if plan.is_empty() {
         out.push_str("No changes. Infrastructure matches the configuration.\n");
@@ -309,7 +315,9 @@ async fn make_plan(
         project: &p.project,
         options: opts,
     };
-    dk_engine::plan(input, &providers, &p.compiled).await
+    let mut plan = dk_engine::plan(input, &providers, &p.compiled).await?;
+    super::governance::on_plan(p, backend, &mut plan).await?;
+    Ok(plan)
 }
 
 pub fn plan(a: PlanArgs) -> anyhow::Result<Exit> {
@@ -357,6 +365,9 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Exit> {
             plan.environment,
             out.display()
         );
+    }
+    if plan.governance.has_errors() {
+        return Ok(Exit::Gate);
     }
     let changes = !plan.changes.is_empty() || !plan.record.is_empty() || !plan.forget.is_empty();
     Ok(if a.detailed_exitcode && changes {
@@ -492,7 +503,20 @@ pub fn apply(a: ApplyArgs) -> anyhow::Result<Exit> {
                 plan
             }
         };
-        match run_apply(&p, &backend, &plan, &a) {
+        let gate = super::governance::gate(&p, &backend, &plan, a.plan.as_deref(), a.allow_dirty);
+        if let Some(code) = rt.block_on(gate)? {
+            return Ok(code);
+        }
+        let applied = run_apply(&p, &backend, &plan, &a);
+        let (serial, error) = match &applied {
+            Ok(r) if r.failed() => (Some(r.serial), Some("a change failed".to_string())),
+            Ok(r) => (Some(r.serial), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        rt.block_on(super::governance::after_apply(
+            &backend, &plan, serial, error,
+        ))?;
+        match applied {
             Ok(report) => {
                 if report.failed() {
                     eprintln!(
@@ -528,6 +552,7 @@ pub fn destroy(a: DestroyArgs) -> anyhow::Result<Exit> {
         auto_approve: a.auto_approve,
         parallelism: a.parallelism,
         allow_destructive: true,
+        allow_dirty: false,
         target: Vec::new(),
         destroy_mode: true,
         project: a.project,
@@ -637,6 +662,7 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
                     bail!("{address} is not in the state of {}", p.env.environment);
                 }
                 let written = backend.write(&doc, doc.serial, "state rm").await?;
+                super::governance::audit_state_edit(&backend, "state rm", written.serial, format!("removed {address} from state")).await?;
                 lock.release().await?;
                 println!("Removed {address} from state (serial {}). The object itself was not touched.", written.serial);
             }
@@ -645,6 +671,7 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
                 let mut doc = backend.read_or_new().await?;
                 doc.mv(&from, &to)?;
                 let written = backend.write(&doc, doc.serial, "state mv").await?;
+                super::governance::audit_state_edit(&backend, "state mv", written.serial, format!("moved {from} to {to}")).await?;
                 lock.release().await?;
                 println!("Moved {from} to {to} (serial {}).", written.serial);
             }

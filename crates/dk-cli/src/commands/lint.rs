@@ -14,6 +14,7 @@ use crate::output;
 pub fn all_rules(model: &dk_manifest::ProjectModel, strict: bool) -> Vec<Diagnostic> {
     let mut diags = validate(model, ValidateOptions { strict });
     diags.extend(dk_graph::check(model));
+    diags.extend(dk_env::policy::check_conditions(model));
     dk_manifest::validate::finish(&mut diags, ValidateOptions { strict }, model.is_project);
     diags
 }
@@ -46,7 +47,24 @@ pub fn check(
 }
 
 pub fn run(a: LintArgs) -> anyhow::Result<Exit> {
-    let (model, diags) = check(&a.path, a.strict)?;
+    let (model, mut diags) = check(&a.path, a.strict)?;
+    if let Some(env) = &a.env {
+        // Policies, guardrails and lineage for one environment (docs/policies.md).
+        match dk_env::pick_environment(&model, Some(env)) {
+            Ok((doc, e)) => {
+                let mut more = dk_env::policy::lint_environment(&model, doc, e);
+                // E601 is already among the rules every lint applies.
+                more.retain(|d| d.code != dk_diagnostics::Code::PolicyConditionInvalid);
+                diags.extend(more);
+                dk_manifest::validate::finish(
+                    &mut diags,
+                    ValidateOptions { strict: a.strict },
+                    model.is_project,
+                );
+            }
+            Err(d) => diags.push(*d),
+        }
+    }
     let summary = Summary::of(&diags, model.files);
     let text = match a.output {
         LintOutput::Human => {

@@ -3,6 +3,7 @@
 mod core;
 mod drift;
 mod env;
+pub mod governance;
 mod init;
 mod lint;
 mod misc;
@@ -38,6 +39,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plan(a) => core::plan(a),
         Command::Apply(a) => core::apply(a),
         Command::Destroy(a) => core::destroy(a),
+        Command::Keygen(a) => governance::keygen(a),
+        Command::Approve(a) => governance::approve(a),
+        Command::Approvals(c) => governance::approvals(c),
+        Command::Promote(a) => governance::promote(a),
+        Command::Rollback(a) => governance::rollback(a),
+        Command::Audit(a) => governance::audit(a),
         Command::State(c) => core::state(c),
         Command::Drift(a) => drift::drift(a),
         Command::Import(a) => drift::import(a),
