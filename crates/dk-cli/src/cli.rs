@@ -79,6 +79,8 @@ pub enum Command {
     Env(EnvCommand),
     /// List diagnostic codes, or explain one: `dk diagnostics E230`.
     Diagnostics(DiagnosticsArgs),
+    /// Run dbt with any arguments, with a profile generated from an environment's bindings.
+    Dbt(crate::commands::dbt::DbtArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Write the man pages.

@@ -4,7 +4,8 @@
 //! everything downstream of a failure while independent branches go on.
 //!
 //! Runtime dispatch is one `match` on `spec.runtime` in [`run_transform`]: `sync`/`cloudquery`
-//! ([`crate::sync`]) and `sql` ([`crate::sql`]); any other runtime is
+//! ([`crate::sync`]), `sql` ([`crate::sql`]), `dbt`, `python` and the container runtimes
+//! ([`crate::external`]); any other runtime is
 //! [`RuntimeError::UnsupportedRuntime`] naming the transform and the runtime.
 //!
 //! ```text
@@ -210,6 +211,7 @@ pub async fn run_transform(
     match t.spec.runtime.as_str() {
         "sync" | "cloudquery" => crate::sync::run(cx, t, previous).await,
         "sql" => crate::sql::run(cx, t).await,
+        "dbt" | "python" | "generic-go" | "generic-python" => crate::external::run_in(cx, t).await,
         other => Err(RuntimeError::UnsupportedRuntime {
             transform: t.metadata.name.clone(),
             runtime: other.to_string(),

@@ -1,6 +1,7 @@
 //! One module per command. `run` dispatches.
 
 mod core;
+pub mod dbt;
 mod drift;
 mod env;
 pub mod governance;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Drift(a) => drift::drift(a),
         Command::Import(a) => drift::import(a),
         Command::Diagnostics(a) => misc::diagnostics(a),
+        Command::Dbt(a) => dbt::run(a),
         Command::Completions(a) => misc::completions(a),
         Command::Man(a) => misc::man(a),
     }

@@ -60,7 +60,8 @@ pub enum PipelineCommand {
         /// Remove the selected nodes (repeatable).
         #[arg(long, value_name = "SELECTOR")]
         exclude: Vec<String>,
-        /// Add column lineage (DataSet columns with `from: dataset.column`) to text and json.
+        /// Add column lineage to text and json: DataSet columns with `from: dataset.column`, and
+        /// what the queries of sql transforms derive each output column from.
         #[arg(long)]
         columns: bool,
         /// Output format.
@@ -160,7 +161,17 @@ fn report(diags: &[Diagnostic], model: &ProjectModel) -> bool {
 fn show(path: &Path, filter: &Filter, columns: bool, output: ShowOutput) -> anyhow::Result<Exit> {
     let model = load(path)?;
     let graph = Graph::build(&model);
-    let shown = graph.filter(filter)?;
+    let mut shown = graph.filter(filter)?;
+    if columns {
+        // Column lineage of sql transforms, derived from their queries (the default
+        // environment, when it resolves, gives template variables and SQL dialects).
+        let env = dk_env::resolve(&model, None, &dk_env::ProcessEnv).ok();
+        let (edges, notes) = dk_runtime::lineage::sql_column_edges(&model, env.as_ref());
+        shown.add_column_edges(edges);
+        for n in notes {
+            eprintln!("note: column lineage: {n}");
+        }
+    }
     let format = match output {
         ShowOutput::Text => Format::Text,
         ShowOutput::Mermaid => Format::Mermaid,
