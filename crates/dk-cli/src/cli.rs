@@ -582,4 +582,29 @@ pub enum StateCommand {
         #[command(flatten)]
         project: ProjectArg,
     },
+    /// `dk state lock list` and `dk state lock unlock ID`: the same as `locks` and `unlock`.
+    #[command(subcommand)]
+    Lock(LockCommand),
+}
+
+/// `dk state lock …`.
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Locks held on the project's environments.
+    List {
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Release a lock by ID (when its holder is gone).
+    Unlock {
+        id: String,
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
 }

@@ -212,6 +212,20 @@ fn concurrent_applies(kind: StateKind) {
         "the message names the operation: {err}"
     );
     assert!(took < Duration::from_secs(3), "not fast: {took:?}");
+    // `dk state lock list` (the spelling of `dk state locks`) names the holder too.
+    let (code, out, err) = dk_in(&p, &db, &["state", "lock", "list", "-e", "prod"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("apply by") && out.contains(&format!("(pid {})", first.id())),
+        "{out}"
+    );
+    let (code, _, err) = dk_in(
+        &p,
+        &db,
+        &["state", "lock", "unlock", "no-such-id", "-e", "prod"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no lock with ID no-such-id"), "{err}");
     let status = first.wait().expect("wait first");
     let mut first_err = String::new();
     if let Some(mut e) = first.stderr.take() {

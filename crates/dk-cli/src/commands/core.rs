@@ -560,6 +560,22 @@ pub fn destroy(a: DestroyArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
+    // `dk state lock list|unlock` is another spelling of `dk state locks|unlock`.
+    let cmd = match cmd {
+        StateCommand::Lock(crate::cli::LockCommand::List {
+            env,
+            output,
+            project,
+        }) => StateCommand::Locks {
+            env,
+            output,
+            project,
+        },
+        StateCommand::Lock(crate::cli::LockCommand::Unlock { id, env, project }) => {
+            StateCommand::Unlock { id, env, project }
+        }
+        other => other,
+    };
     let (env, project, output) = match &cmd {
         StateCommand::List {
             env,
@@ -589,6 +605,9 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
             project,
             output,
         } => (env.clone(), project.clone(), *output),
+        StateCommand::Lock(_) => {
+            bail!("dk state lock: use `dk state lock list` or `dk state lock unlock ID`")
+        }
     };
     let (root, is_project) = loader::find_root(&project.dir)?;
     if !is_project {
@@ -740,6 +759,7 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
                     }
                 }
             }
+            StateCommand::Lock(_) => {}
             StateCommand::Unlock { id, .. } => {
                 let info = backend.force_unlock(&id).await?;
                 println!("Released lock {} ({} by {}@{}, pid {}).", info.id, info.operation, info.who, info.host, info.pid);
