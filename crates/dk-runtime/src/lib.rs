@@ -4,6 +4,9 @@
 //!
 //! * [`dataplane`] — read, write and query data in DuckDB, PostgreSQL and local files as streams
 //!   of Arrow record batches (append / overwrite / merge-on-key writes, schema enforcement);
+//! * [`checks`] — data checks on DataSets, fused into one scan per table, with sample failing rows
+//!   (`dk test`, and after each transform of `dk run`);
+//! * [`unit`] — transform unit tests on an in-memory DuckDB from fixtures, with row diffs;
 //! * [`dbt`] — the `dbt` runtime: the real dbt with a generated, private `profiles.yml`;
 //! * [`python`] — the `python` runtime (a script with `DK_STORE_*` variables and a run context),
 //!   and the error for container runtimes;
@@ -20,6 +23,7 @@
 //! * [`triggers`] — what `dk run --due` runs: schedules (cron + timezone), on-change, manual;
 //! * [`error`] — the crate's typed errors.
 
+pub mod checks;
 pub mod dataplane;
 pub mod dbt;
 pub mod error;
@@ -31,6 +35,7 @@ pub mod runner;
 pub mod sql;
 pub mod sync;
 pub mod triggers;
+pub mod unit;
 
 pub use dataplane::{BatchStream, DataPlane, Target, WriteMode};
 pub use error::{Result, RuntimeError};
