@@ -79,6 +79,8 @@ pub enum Command {
     Env(EnvCommand),
     /// List diagnostic codes, or explain one: `dk diagnostics E230`.
     Diagnostics(DiagnosticsArgs),
+    /// Run the data checks of DataSets against an environment and the unit tests of Transforms.
+    Test(crate::commands::test::TestArgs),
     /// Run dbt with any arguments, with a profile generated from an environment's bindings.
     Dbt(crate::commands::dbt::DbtArgs),
     /// Print a shell completion script.

@@ -9,7 +9,7 @@
 //! * [`plan_dataset`] — a DataSet's checks as [`CheckSpec`]s (with manifest locations), resolved
 //!   against the environment (relationship parents must live in the same store);
 //! * [`fused_sql`] / [`samples_sql`] — the statements, per [`Dialect`] (regular expressions are
-//!   `regexp_matches` in DuckDB and `~` in PostgreSQL; freshness ages use each engine's epoch);
+//!   `regexp_matches` in DuckDB and `~` in PostgreSQL; freshness ages use each engine's epoch, `epoch_ms` in DuckDB so that ICU is not needed);
 //! * [`run_table_checks`] — runs them through the [`DataPlane`] and returns a [`DatasetReport`];
 //! * [`check_outputs`] — what `dk run` calls after a transform: its outputs' checks, with the
 //!   blocking (error-severity) failures.
@@ -501,7 +501,9 @@ pub fn fused_sql(relation: &str, checks: &[CheckSpec], dialect: Dialect) -> Stri
                     Dialect::Postgres => {
                         format!("EXTRACT(EPOCH FROM (now() - CAST({newest} AS TIMESTAMPTZ)))")
                     }
-                    _ => format!("epoch(now()) - epoch(CAST({newest} AS TIMESTAMPTZ))"),
+                    // `epoch_ms`, not `epoch` or a cast to TIMESTAMPTZ: those need DuckDB's ICU
+                    // extension, which may not be installed. TIMESTAMP columns read as UTC.
+                    _ => format!("(epoch_ms(now()) - epoch_ms({newest})) / 1000.0"),
                 };
                 cols.push(format!("CAST({age} AS DOUBLE PRECISION) AS \"a{i}\""));
             }

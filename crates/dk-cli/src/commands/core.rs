@@ -84,16 +84,20 @@ pub fn prepare(dir: &Path, env: Option<&str>) -> anyhow::Result<Result<Prepared,
 
 /// The state backend configured in project.yaml (`${VAR}`s in its url resolved).
 pub fn backend_config(p: &Prepared) -> anyhow::Result<BackendConfig> {
-    let spec = p
-        .model
-        .project()
-        .and_then(|pr| pr.spec.state_backend.clone());
+    backend_config_for(&p.model, &p.env)
+}
+
+/// [`backend_config`] for a model and an environment resolved without compiling.
+pub fn backend_config_for(
+    model: &ProjectModel,
+    env: &ResolvedProject,
+) -> anyhow::Result<BackendConfig> {
+    let spec = model.project().and_then(|pr| pr.spec.state_backend.clone());
     let mut value = spec.map(serde_json::to_value).transpose()?;
     if let Some(url) = value.as_mut().and_then(|v| v.get_mut("url")) {
         if let Some(u) = url.as_str() {
             let lookup = |n: &str| {
-                p.env
-                    .variables
+                env.variables
                     .get(n)
                     .cloned()
                     .or_else(|| std::env::var(n).ok())
@@ -103,7 +107,7 @@ pub fn backend_config(p: &Prepared) -> anyhow::Result<BackendConfig> {
             *url = serde_json::Value::String(resolved);
         }
     }
-    Ok(BackendConfig::from_spec(value.as_ref(), &p.model.root)?)
+    Ok(BackendConfig::from_spec(value.as_ref(), &model.root)?)
 }
 
 pub(crate) async fn providers_for(

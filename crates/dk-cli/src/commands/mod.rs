@@ -11,6 +11,7 @@ mod misc;
 pub mod pipeline;
 mod scaffold;
 mod show;
+pub mod test;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -53,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Dbt(a) => dbt::run(a),
         Command::Completions(a) => misc::completions(a),
         Command::Man(a) => misc::man(a),
+        Command::Test(a) => test::run(a),
     }
 }

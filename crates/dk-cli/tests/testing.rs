@@ -1,0 +1,567 @@
+//! `dk test`: data checks of every kind passing and failing on DuckDB and on the real PostgreSQL
+//! (one fused scan per table, samples, warn vs error severity, exit 8), JUnit XML read back by a
+//! real parser, transform unit tests passing and failing with a readable diff, test records.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+const HEAD: &str = "apiVersion: datakit.infoblox.dev/v1alpha1\n";
+
+fn pg_conninfo() -> String {
+    std::env::var("DK_TEST_PG_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
+}
+
+/// Runs SQL on the test PostgreSQL; panics naming the service when it is unreachable.
+fn pg(sql: &str) -> Vec<Vec<Option<String>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = match tokio_postgres::connect(&pg_conninfo(), tokio_postgres::NoTls).await {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "PostgreSQL at 127.0.0.1:5432 is unreachable ({e}); start it with `scripts/services.sh` (or `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) or set DK_TEST_PG_URL"
+            ),
+        };
+        tokio::spawn(conn);
+        let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// A PostgreSQL schema of its own in the test database, dropped on drop.
+struct PgSchema(String);
+
+impl PgSchema {
+    fn new() -> PgSchema {
+        let name = format!(
+            "dk_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        pg(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        ));
+        PgSchema(name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        pg(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
+    }
+}
+
+/// The checks every table of the fixture project declares (all error severity).
+fn dataset(name: &str, schema: &str, extra: &str) -> String {
+    format!(
+        "{HEAD}kind: DataSet\nmetadata: {{name: {name}}}\nspec:\n  store: warehouse\n  table: {schema}.{name}\n  schema:\n\
+    \x20   - {{name: id, type: bigint, checks: [not_null, unique]}}\n\
+    \x20   - {{name: status, type: string, checks: [{{accepted_values: {{values: [a, b]}}}}]}}\n\
+    \x20   - {{name: amount, type: double, checks: [{{range: {{min: 0, max: 100}}}}]}}\n\
+    \x20   - {{name: email, type: string, checks: [{{regex: {{pattern: '^[a-z]+@[a-z]+[.]com$'}}}}]}}\n\
+    \x20   - {{name: customer_id, type: bigint, checks: [{{relationships: {{to: customers.id}}}}]}}\n\
+    \x20   - {{name: ts, type: timestamp}}\n\
+    \x20 checks:\n\
+    \x20   - {{row_count: {{min: 1, max: 4}}}}\n\
+    \x20   - {{freshness: {{column: ts, maxAge: 1h}}}}\n\
+    \x20   - {{expression: {{sql: amount < 1000}}}}\n{extra}"
+    )
+}
+
+/// A project whose `warehouse` is DuckDB in `dev` and the test PostgreSQL in `prod`; tables live
+/// in `schema` (`main` for DuckDB, the test's own schema for PostgreSQL).
+fn project(schema: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("shop");
+    let w = |rel: &str, text: &str| {
+        let f = p.join(rel);
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(f, text).unwrap();
+    };
+    w(
+        "project.yaml",
+        &format!("{HEAD}kind: Project\nmetadata: {{name: shop}}\nspec: {{defaultEnvironment: dev, stateBackend: {{type: local}}}}\n"),
+    );
+    w(
+        "connector/duckdb.yaml",
+        &format!("{HEAD}kind: Connector\nmetadata: {{name: duckdb}}\nspec: {{type: duckdb, capabilities: [source, destination]}}\n---\n{HEAD}kind: Connector\nmetadata: {{name: postgres}}\nspec: {{type: postgres, capabilities: [source, destination]}}\n"),
+    );
+    w(
+        "store/warehouse.yaml",
+        &format!("{HEAD}kind: Store\nmetadata: {{name: warehouse}}\nspec: {{connector: duckdb, connection: {{path: .dk/wh.duckdb}}}}\n"),
+    );
+    w(
+        "environments/dev.yaml",
+        &format!("{HEAD}kind: Environment\nmetadata: {{name: dev}}\nspec: {{tier: dev}}\n"),
+    );
+    let (host, port, user, db) = pg_parts();
+    w(
+        "environments/prod.yaml",
+        &format!("{HEAD}kind: Environment\nmetadata: {{name: prod}}\nspec:\n  tier: prod\n  bindings:\n    warehouse:\n      connector: postgres\n      connection: {{host: {host}, port: {port}, database: {db}, user: {user}, sslmode: disable}}\n"),
+    );
+    w(
+        "dataset/customers.yaml",
+        &format!("{HEAD}kind: DataSet\nmetadata: {{name: customers}}\nspec:\n  store: warehouse\n  table: {schema}.customers\n  schema:\n    - {{name: id, type: bigint}}\n"),
+    );
+    w("dataset/good.yaml", &dataset("good", schema, ""));
+    w("dataset/bad.yaml", &dataset("bad", schema, ""));
+    w(
+        "dataset/warned.yaml",
+        &format!("{HEAD}kind: DataSet\nmetadata: {{name: warned}}\nspec:\n  store: warehouse\n  table: {schema}.warned\n  schema:\n    - {{name: email, type: string, checks: [{{regex: {{pattern: '^[a-z]+@', severity: warn}}}}]}}\n"),
+    );
+    (tmp, p)
+}
+
+/// host, port, user, database of the test PostgreSQL.
+fn pg_parts() -> (String, String, String, String) {
+    let info = pg_conninfo();
+    let get = |k: &str, d: &str| {
+        info.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
+            .unwrap_or_else(|| d.to_string())
+    };
+    (
+        get("host", "127.0.0.1"),
+        get("port", "5432"),
+        get("user", "postgres"),
+        get("dbname", "test"),
+    )
+}
+
+/// The rows of the fixture tables: `good` passes every check, `bad` fails every one.
+fn data_sql(schema: &str, ts_now: &str) -> String {
+    format!(
+        "CREATE TABLE {schema}.customers (id BIGINT);
+         INSERT INTO {schema}.customers VALUES (1), (2);
+         CREATE TABLE {schema}.good (id BIGINT, status VARCHAR, amount DOUBLE PRECISION, email VARCHAR, customer_id BIGINT, ts TIMESTAMP);
+         INSERT INTO {schema}.good VALUES
+           (1, 'a', 10, 'ann@x.com', 1, {ts_now}),
+           (2, 'b', 20, 'bob@y.com', 2, {ts_now}),
+           (3, 'a', NULL, NULL, NULL, {ts_now});
+         CREATE TABLE {schema}.bad (id BIGINT, status VARCHAR, amount DOUBLE PRECISION, email VARCHAR, customer_id BIGINT, ts TIMESTAMP);
+         INSERT INTO {schema}.bad VALUES
+           (1, 'a', 10, 'ann@x.com', 1, TIMESTAMP '2020-01-01 00:00:00'),
+           (1, 'zzz', -5, 'bad-email', 99, TIMESTAMP '2020-01-01 00:00:00'),
+           (NULL, 'b', 5000, 'c@d.com', 2, TIMESTAMP '2020-01-01 00:00:00'),
+           (4, 'a', 1, 'e@f.com', 1, TIMESTAMP '2020-01-01 00:00:00'),
+           (5, 'b', 2, 'g@h.com', 2, TIMESTAMP '2020-01-01 00:00:00');
+         CREATE TABLE {schema}.warned (email VARCHAR);
+         INSERT INTO {schema}.warned VALUES ('ok@x.com'), ('NOPE');"
+    )
+}
+
+fn duck_project() -> (tempfile::TempDir, PathBuf) {
+    let (tmp, p) = project("main");
+    fs::create_dir_all(p.join(".dk")).unwrap();
+    let conn = duckdb::Connection::open(p.join(".dk/wh.duckdb")).expect("open duckdb");
+    conn.execute_batch(&data_sql("main", "CAST(now() AS TIMESTAMP)"))
+        .expect("load duckdb fixture");
+    drop(conn);
+    (tmp, p)
+}
+
+fn dk_in(p: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = dk().args(args).current_dir(p).output().expect("run dk");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// (name, status, failing) of every check of one dataset in a `dk test -o json` document.
+fn results(doc: &serde_json::Value, dataset: &str) -> Vec<(String, String, u64)> {
+    doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|d| d["dataset"] == dataset)
+        .unwrap_or_else(|| panic!("no report for {dataset}: {doc}"))["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["status"].as_str().unwrap_or_default().to_string(),
+                r["failing"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn report<'a>(doc: &'a serde_json::Value, dataset: &str) -> &'a serde_json::Value {
+    doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|d| d["dataset"] == dataset)
+        .unwrap_or_else(|| panic!("no report for {dataset}: {doc}"))
+}
+
+fn s(v: &[(&str, &str, u64)]) -> Vec<(String, String, u64)> {
+    v.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+        .collect()
+}
+
+/// Both engines must agree on every check.
+fn assert_every_kind(doc: &serde_json::Value) {
+    assert_eq!(
+        results(doc, "good"),
+        s(&[
+            ("not_null(id)", "pass", 0),
+            ("unique(id)", "pass", 0),
+            ("accepted_values(status)", "pass", 0),
+            ("range(amount)", "pass", 0),
+            ("regex(email)", "pass", 0),
+            ("relationships(customer_id)", "pass", 0),
+            ("row_count", "pass", 0),
+            ("freshness(ts)", "pass", 0),
+            ("expression", "pass", 0),
+        ]),
+        "{doc:#}"
+    );
+    assert_eq!(
+        results(doc, "bad"),
+        s(&[
+            ("not_null(id)", "fail", 1),
+            ("unique(id)", "fail", 1),
+            ("accepted_values(status)", "fail", 1),
+            ("range(amount)", "fail", 2),
+            ("regex(email)", "fail", 1),
+            ("relationships(customer_id)", "fail", 1),
+            ("row_count", "fail", 1),
+            ("freshness(ts)", "fail", 1),
+            ("expression", "fail", 1),
+        ]),
+        "{doc:#}"
+    );
+    // Fused: a passing table is one query; a failing one adds one query for all samples.
+    assert_eq!(report(doc, "good")["queries"], 1, "{doc:#}");
+    assert_eq!(report(doc, "bad")["queries"], 2, "{doc:#}");
+    assert_eq!(report(doc, "good")["rows"], 3);
+    assert_eq!(report(doc, "bad")["rows"], 5);
+    // Samples: the failing rows themselves, as objects.
+    let bad = &report(doc, "bad")["results"];
+    assert_eq!(
+        bad[0]["samples"][0]["id"],
+        serde_json::Value::Null,
+        "{bad:#}"
+    );
+    assert_eq!(
+        bad[1]["samples"].as_array().map(Vec::len),
+        Some(2),
+        "both duplicates: {bad:#}"
+    );
+    assert_eq!(bad[2]["samples"][0]["status"], "zzz");
+    assert_eq!(bad[3]["samples"].as_array().map(Vec::len), Some(2));
+    assert_eq!(bad[4]["samples"][0]["email"], "bad-email");
+    assert_eq!(bad[5]["samples"][0]["customer_id"], 99);
+    assert!(bad[6]["samples"].is_null(), "row_count has no samples");
+    assert_eq!(bad[6]["observed"], "rows: 5");
+    assert_eq!(bad[8]["samples"][0]["amount"], 5000.0);
+    assert_eq!(doc["passed"], false);
+}
+
+#[test]
+fn duckdb_checks_of_every_kind_pass_and_fail() {
+    let (_tmp, p) = duck_project();
+    let (code, out, err) = dk_in(&p, &["test", "-e", "dev", "good", "bad", "-o", "json"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert_every_kind(&json(&out));
+
+    // Only the passing table: exit 0.
+    let (code, out, err) = dk_in(&p, &["test", "-e", "dev", "good"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Human output: one line per check, failing counts, samples, locations.
+    let (code, out, err) = dk_in(&p, &["test", "-e", "dev", "bad", "--samples", "1"]);
+    assert_eq!(code, 8, "{err}");
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"in \d+\.\d+s", "in [TIME]");
+    settings.add_filter(r"\(\d+[a-z]+( \d+[a-z]+)* old", "([AGE] old");
+    settings.add_filter(
+        r"newest: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?",
+        "newest: [TS]",
+    );
+    settings.add_filter(
+        r"value \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? is [0-9a-z ]+ old",
+        "value [TS] is [AGE] old",
+    );
+    settings.bind(|| insta::assert_snapshot!("duckdb_bad_human", out));
+}
+
+#[test]
+fn warn_severity_failures_print_but_exit_zero() {
+    let (_tmp, p) = duck_project();
+    let (code, out, err) = dk_in(&p, &["test", "-e", "dev", "warned"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("WARN  regex(email)  1 failing row"), "{out}");
+    assert!(out.contains("sample: email=NOPE"), "{out}");
+    assert!(out.contains("0 failed, 1 warned"), "{out}");
+}
+
+#[test]
+fn postgres_checks_of_every_kind_pass_and_fail_in_one_scan() {
+    let schema = PgSchema::new();
+    let (_tmp, p) = project(&schema.0);
+    pg(&data_sql(&schema.0, "CAST(now() AS TIMESTAMP)"));
+    let (code, out, err) = dk_in(&p, &["test", "-e", "prod", "good", "bad", "-o", "json"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert_every_kind(&json(&out));
+
+    // One scan: the table's sequential-scan counter moves by exactly one for all nine checks.
+    let scans = || -> i64 {
+        pg(&format!(
+            "SELECT seq_scan FROM pg_stat_user_tables WHERE schemaname = '{}' AND relname = 'good'",
+            schema.0
+        ))[0][0]
+            .as_deref()
+            .unwrap_or("0")
+            .parse()
+            .unwrap()
+    };
+    let before = scans();
+    let (code, out, err) = dk_in(&p, &["test", "-e", "prod", "good", "-o", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut after = scans();
+    for _ in 0..50 {
+        if after > before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        after = scans();
+    }
+    assert_eq!(
+        after - before,
+        1,
+        "the checks of `good` scanned it {} times",
+        after - before
+    );
+}
+
+#[test]
+fn postgres_missing_table_is_an_error_naming_it() {
+    let schema = PgSchema::new();
+    let (_tmp, p) = project(&schema.0);
+    let (code, out, err) = dk_in(&p, &["test", "-e", "prod", "warned"]);
+    assert_eq!(code, 0, "warn severity errors do not fail: {out}{err}");
+    assert!(
+        out.contains(&format!(
+            "{}.warned does not exist in store warehouse",
+            schema.0
+        )),
+        "{out}"
+    );
+    let (code, out, _) = dk_in(&p, &["test", "-e", "prod", "good"]);
+    assert_eq!(code, 8, "{out}");
+    assert!(out.contains("ERROR not_null(id)"), "{out}");
+}
+
+#[test]
+fn junit_is_accepted_by_a_junit_parser_and_runs_are_recorded() {
+    let (_tmp, p) = duck_project();
+    let (code, _, err) = dk_in(
+        &p,
+        &[
+            "test",
+            "-e",
+            "dev",
+            "--junit",
+            "out/junit.xml",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 8, "{err}");
+    let xml = p.join("out/junit.xml");
+    // Python's JUnit reading (xml.etree, as CI report plugins use) must accept it and agree on
+    // the counts on every level.
+    let script = r#"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == "testsuites", root.tag
+total = 0
+for suite in root.findall("testsuite"):
+    cases = suite.findall("testcase")
+    assert int(suite.get("tests")) == len(cases), suite.get("name")
+    assert int(suite.get("failures")) == sum(1 for c in cases if c.find("failure") is not None)
+    assert int(suite.get("errors")) == sum(1 for c in cases if c.find("error") is not None)
+    for c in cases:
+        assert c.get("name") and c.get("classname")
+    total += len(cases)
+assert int(root.get("tests")) == total
+print(root.get("tests"), root.get("failures"), root.get("errors"))
+for s in root.findall("testsuite"):
+    print(s.get("name"), s.get("tests"), s.get("failures"))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&xml)
+        .output()
+        .expect("python3 (needed to read JUnit XML back) is not installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!("junit_counts", String::from_utf8_lossy(&out.stdout));
+    let xml_text = fs::read_to_string(&xml).unwrap();
+    let doc = roxmltree::Document::parse(&xml_text).unwrap();
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a failure");
+    assert!(failure
+        .text()
+        .unwrap_or_default()
+        .contains("dataset/bad.yaml:"));
+
+    // The outcome is recorded for requireTests: environment, digest, pass/fail, results.
+    let dir = p.join(".dk/state/dev/tests");
+    let files: Vec<_> = fs::read_dir(&dir)
+        .expect("test records")
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 1);
+    let rec = json(&fs::read_to_string(files[0].path()).unwrap());
+    assert_eq!(rec["kind"], "test");
+    assert_eq!(rec["environment"], "dev");
+    assert_eq!(rec["passed"], false);
+    assert_eq!(rec["checks_ran"], true);
+    assert_eq!(rec["manifests_digest"].as_str().map(str::len), Some(64));
+    assert_eq!(rec["results"]["summary"]["warn"], 1);
+}
+
+fn quickstart() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("qs");
+    let (code, out, err) = run(&["init", p.to_str().unwrap()], None, None);
+    assert_eq!(code, 0, "{out}{err}");
+    (tmp, p)
+}
+
+/// The output with the run time of the summary line replaced.
+fn timeless(out: &str) -> String {
+    out.lines()
+        .map(|l| match l.rfind(" in ") {
+            Some(i) if l.ends_with('s') && l.starts_with(['✓', '✗']) => {
+                format!("{} in [TIME]", &l[..i])
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn unit_tests_pass_and_fail_with_a_readable_diff() {
+    let (_tmp, p) = quickstart();
+    let (code, out, err) = dk_in(&p, &["test", "--unit"]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_snapshot!("unit_quickstart_pass", timeless(&out));
+
+    // Break the expectation: the cancelled order now counts.
+    let f = p.join("transforms/daily-revenue/dk.yaml");
+    let text = fs::read_to_string(&f).unwrap();
+    fs::write(&f, text.replace("status: cancelled", "status: placed")).unwrap();
+    let (code, out, err) = dk_in(&p, &["test", "--unit"]);
+    assert_eq!(code, 8, "{out}{err}");
+    insta::assert_snapshot!("unit_quickstart_fail", timeless(&out));
+    let (_, out, _) = dk_in(&p, &["test", "--unit", "-o", "json"]);
+    let doc = json(&out);
+    let u = &doc["unit_tests"][0];
+    assert_eq!(u["status"], "fail");
+    assert_eq!(
+        u["diff"]["missing"][0]["cells"],
+        serde_json::json!(["2026-01-01", "2", "15.5"])
+    );
+    assert_eq!(
+        u["diff"]["unexpected"][0]["cells"],
+        serde_json::json!(["2026-01-01", "3", "114.50"])
+    );
+}
+
+#[test]
+fn unit_tests_from_csv_files_ordered_and_erroring() {
+    let (_tmp, p) = quickstart();
+    let dir = p.join("transforms/top");
+    fs::create_dir_all(dir.join("fixtures")).unwrap();
+    fs::write(
+        dir.join("dk.yaml"),
+        format!(
+            "{HEAD}kind: Transform\nmetadata: {{name: top}}\nspec:\n  runtime: sql\n  sql: query.sql\n  materialized: view\n  inputs: [{{dataset: orders}}]\n  outputs: [{{dataset: top-orders}}]\n  vars: {{limit: 2}}\n  tests:\n\
+    \x20   - name: csv-ordered\n      given: {{orders: fixtures/orders.csv}}\n      expect: fixtures/expected.csv\n      ordered: true\n\
+    \x20   - name: csv-wrong-order\n      given: {{orders: fixtures/orders.csv}}\n      expect: fixtures/reversed.csv\n      ordered: true\n\
+    \x20   - name: same-rows-any-order\n      given: {{orders: fixtures/orders.csv}}\n      expect: fixtures/reversed.csv\n\
+    \x20   - name: empty-input\n      given: {{orders: []}}\n      expect: []\n"
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("query.sql"),
+        "select order_id, amount from {{ ref('orders') }}\nwhere status <> 'cancelled'\norder by amount desc\nlimit {{ var('limit') }}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("fixtures/orders.csv"),
+        "order_id,amount,status,ordered_at\n1,10.00,placed,2026-01-01 09:00:00\n2,99.50,shipped,2026-01-01 10:00:00\n3,500,cancelled,2026-01-01 11:00:00\n4,20,placed,\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("fixtures/expected.csv"),
+        "order_id,amount\n2,99.5\n4,20\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("fixtures/reversed.csv"),
+        "order_id,amount\n4,20\n2,99.5\n",
+    )
+    .unwrap();
+    fs::write(
+        p.join("dataset/top-orders.yaml"),
+        format!("{HEAD}kind: DataSet\nmetadata: {{name: top-orders}}\nspec:\n  store: warehouse\n  table: main.top_orders\n  schema:\n    - {{name: order_id, type: bigint}}\n    - {{name: amount, type: decimal(10,2)}}\n"),
+    )
+    .unwrap();
+    let (code, out, err) = dk_in(&p, &["test", "--unit", "top"]);
+    assert_eq!(code, 8, "{out}{err}");
+    insta::assert_snapshot!("unit_csv_ordered", timeless(&out));
+
+    // A SQL error is an ERROR with the engine's message.
+    fs::write(
+        dir.join("query.sql"),
+        "select nope from {{ ref('orders') }}\n",
+    )
+    .unwrap();
+    let (code, out, _) = dk_in(&p, &["test", "--unit", "top", "-o", "json"]);
+    assert_eq!(code, 8);
+    let doc = json(&out);
+    assert_eq!(doc["unit_tests"][0]["status"], "error");
+    assert!(
+        doc["unit_tests"][0]["message"].as_str().is_some_and(|m| m
+            .contains("the transform's SQL failed on the fixtures")
+            && m.contains("nope")),
+        "{doc:#}"
+    );
+}
