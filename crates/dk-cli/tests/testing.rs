@@ -565,3 +565,68 @@ fn unit_tests_from_csv_files_ordered_and_erroring() {
         "{doc:#}"
     );
 }
+
+/// `dk run` runs the data checks of each transform's outputs: an error-severity failure marks
+/// the transform failed and skips its downstream, while an independent branch still runs.
+#[test]
+fn failing_check_in_run_stops_downstream_and_independent_branch_runs() {
+    let (_tmp, p) = quickstart();
+    let w = |rel: &str, text: String| {
+        let f = p.join(rel);
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(f, text).unwrap();
+    };
+    w(
+        "dataset/checked.yaml",
+        format!("{HEAD}kind: DataSet\nmetadata: {{name: checked}}\nspec:\n  store: warehouse\n  table: main.checked\n  schema: [{{name: x, type: integer, checks: [not_null]}}]\n  checks: [{{row_count: {{max: 0}}}}]\n---\n{HEAD}kind: DataSet\nmetadata: {{name: after-checked}}\nspec:\n  store: warehouse\n  table: main.after_checked\n  schema: [{{name: x, type: integer}}]\n"),
+    );
+    w(
+        "transforms/checked/dk.yaml",
+        format!("{HEAD}kind: Transform\nmetadata: {{name: checked}}\nspec:\n  runtime: sql\n  sql: q.sql\n  materialized: table\n  inputs: [{{dataset: orders}}]\n  outputs: [{{dataset: checked}}]\n"),
+    );
+    w(
+        "transforms/checked/q.sql",
+        "select 1 as x from {{ ref('orders') }}\n".to_string(),
+    );
+    w(
+        "transforms/after-checked/dk.yaml",
+        format!("{HEAD}kind: Transform\nmetadata: {{name: after-checked}}\nspec:\n  runtime: sql\n  sql: q.sql\n  materialized: table\n  inputs: [{{dataset: checked}}]\n  outputs: [{{dataset: after-checked}}]\n"),
+    );
+    w(
+        "transforms/after-checked/q.sql",
+        "select x from {{ ref('checked') }}\n".to_string(),
+    );
+    let (code, out, err) = dk_in(&p, &["run", "-e", "dev", "-o", "json"]);
+    // A blocking data check makes the run exit 8, as `dk test` does.
+    assert_eq!(code, 8, "exit {code}: {err}");
+    let r = json(&out);
+    let status = |name: &str| {
+        r["transforms"]
+            .as_array()
+            .expect("transforms")
+            .iter()
+            .find(|t| t["transform"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {out}"))["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(status("checked"), "failed", "{out}");
+    assert!(
+        out.contains("row_count"),
+        "the failing check is named: {out}"
+    );
+    assert_eq!(status("after-checked"), "skipped", "{out}");
+    // The quickstart's own branch does not read `checked` and still runs.
+    assert_eq!(status("daily-revenue"), "succeeded", "{out}");
+    // The not_null check passed and did not block; the table was written before its checks ran.
+    let conn = duckdb::Connection::open(p.join(".dk/warehouse.duckdb")).expect("open duckdb");
+    let n: i64 = conn
+        .query_row("select count(*) from main.checked", [], |r| r.get(0))
+        .expect("checked table");
+    assert!(n > 0);
+    let missing = conn.query_row("select count(*) from main.after_checked", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    assert!(missing.is_err(), "after-checked must not have run");
+}
