@@ -630,3 +630,53 @@ fn failing_check_in_run_stops_downstream_and_independent_branch_runs() {
     });
     assert!(missing.is_err(), "after-checked must not have run");
 }
+
+/// An environment with `requireTests: true` refuses `dk apply` (exit 4) until a passing `dk test`
+/// that ran the data checks is recorded for the same manifests digest.
+#[test]
+fn require_tests_refuses_apply_until_dk_test_passes_on_the_digest() {
+    let (_tmp, p) = quickstart();
+    // The tables exist and hold data, so the quickstart's checks can run.
+    let (code, out, err) = dk_in(&p, &["apply", "-e", "dev", "--auto-approve"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = dk_in(&p, &["run", "-e", "dev"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let env_file = p.join("environments/dev.yaml");
+    let text = fs::read_to_string(&env_file).unwrap();
+    fs::write(&env_file, format!("{text}  requireTests: true\n")).unwrap();
+    // A change to apply: a new table without checks.
+    fs::write(
+        p.join("dataset/extra.yaml"),
+        format!("{HEAD}kind: DataSet\nmetadata: {{name: extra}}\nspec:\n  store: warehouse\n  table: main.extra\n  schema: [{{name: x, type: integer}}]\n"),
+    )
+    .unwrap();
+
+    let (code, out, err) = dk_in(&p, &["apply", "-e", "dev", "--auto-approve"]);
+    assert_eq!(code, 4, "{out}{err}");
+    let both = format!("{out}{err}");
+    assert!(
+        both.contains("requires a passing `dk test`") && both.contains("run `dk test -e dev`"),
+        "{both}"
+    );
+
+    // Unit tests alone do not count: they do not run the data checks.
+    let (code, out, err) = dk_in(&p, &["test", "-e", "dev", "--unit"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = dk_in(&p, &["apply", "-e", "dev", "--auto-approve"]);
+    assert_eq!(code, 4, "{out}{err}");
+
+    let (code, out, err) = dk_in(&p, &["test", "-e", "dev"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = dk_in(&p, &["apply", "-e", "dev", "--auto-approve"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Another change makes a new digest: refused again.
+    fs::write(
+        p.join("dataset/extra2.yaml"),
+        format!("{HEAD}kind: DataSet\nmetadata: {{name: extra2}}\nspec:\n  store: warehouse\n  table: main.extra2\n  schema: [{{name: x, type: integer}}]\n"),
+    )
+    .unwrap();
+    let (code, out, err) = dk_in(&p, &["apply", "-e", "dev", "--auto-approve"]);
+    assert_eq!(code, 4, "{out}{err}");
+}

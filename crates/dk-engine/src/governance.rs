@@ -516,10 +516,10 @@ pub fn gate_apply(
     if env.spec.require_tests && opts.tests_passed != Some(true) {
         return Err(Refusal {
             message: format!(
-                "environment {} requires a passing `dk test` for manifests digest {}, and none is recorded{}",
+                "environment {} requires a passing `dk test` for manifests digest {}, and none is recorded; run `dk test -e {}` on these manifests (it must run the data checks and pass), then apply again",
                 env.metadata.name,
                 &plan.manifests_digest[..plan.manifests_digest.len().min(12)],
-                if opts.tests_passed.is_none() { " (this dk keeps no test records yet)" } else { "" }
+                env.metadata.name,
             ),
             verdict: None,
         });
