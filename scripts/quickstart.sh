@@ -30,12 +30,22 @@ step dk plan -e dev --detailed-exitcode
 "$dk" plan -e dev --detailed-exitcode
 step dk state list -e dev
 "$dk" state list -e dev
+step dk run -e dev
+"$dk" run -e dev
+step dk test -e dev
+"$dk" test -e dev
+step dk test --unit
+"$dk" test --unit
+step dk runs list -e dev
+"$dk" runs list -e dev
 
 cat <<TXT
 
 Your project is in $dir. Next:
   - read the manifests: project.yaml, dataset/*.yaml, transforms/*/dk.yaml
-  - the warehouse is the DuckDB file .dk/warehouse.duckdb; state is in .dk/state/dev/
+  - the warehouse is the DuckDB file .dk/warehouse.duckdb (raw CSV files under data/); state, run and
+    test records are in .dk/state/dev/
+  - run again only what is due:  $dk run -e dev --due ; see what dk would change:  $dk drift -e dev
   - add a dataset:   $dk dataset create customers --store warehouse --table main.customers --column id:bigint
   - check it again:  $dk lint   (--output json|sarif|junit for CI)
   - see docs/ in the dk repository for every manifest field and diagnostic code.

@@ -81,6 +81,11 @@ pub enum Command {
     Diagnostics(DiagnosticsArgs),
     /// Run the data checks of DataSets against an environment and the unit tests of Transforms.
     Test(crate::commands::test::TestArgs),
+    /// Run transforms in graph order (sync, sql), with their outputs' data checks.
+    Run(crate::commands::run::RunArgs),
+    /// Run records: `dk runs list`, `dk runs show ID`.
+    #[command(subcommand)]
+    Runs(crate::commands::run::RunsCommand),
     /// Run dbt with any arguments, with a profile generated from an environment's bindings.
     Dbt(crate::commands::dbt::DbtArgs),
     /// Print a shell completion script.

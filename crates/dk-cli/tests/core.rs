@@ -2,73 +2,13 @@
 //! PostgreSQL (prod), destructive changes, stale and tampered plans, secrets, locks, crash safety.
 
 mod common;
+mod pgproject;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-
-static N: AtomicUsize = AtomicUsize::new(0);
-
-fn pg_conninfo(db: &str) -> String {
-    let base = std::env::var("DK_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
-    base.split_whitespace()
-        .filter(|kv| !kv.starts_with("dbname="))
-        .chain(std::iter::once(format!("dbname={db}").as_str()))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Runs SQL on the test PostgreSQL; panics naming the service when it is unreachable.
-fn pg(db: &str, sql: &str) -> Vec<Vec<Option<String>>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = match tokio_postgres::connect(&pg_conninfo(db), tokio_postgres::NoTls).await {
-            Ok(c) => c,
-            Err(e) => panic!(
-                "PostgreSQL at 127.0.0.1:5432 is unreachable ({e}); start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or set DK_TEST_PG_URL"
-            ),
-        };
-        tokio::spawn(conn);
-        let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        msgs.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
-                _ => None,
-            })
-            .collect()
-    })
-}
-
-/// A database of its own, dropped on drop.
-struct TestDb(String);
-
-impl TestDb {
-    fn new() -> TestDb {
-        let name = format!(
-            "dk_core_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        pg("test", &format!("DROP DATABASE IF EXISTS {name}"));
-        pg("test", &format!("CREATE DATABASE {name}"));
-        TestDb(name)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        pg(
-            "test",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
-        );
-    }
-}
+use pgproject::{pg, TestDb};
 
 const SECRET: &str = "k3y-0f-the-pr0d-db-not-to-leak";
 
@@ -126,7 +66,7 @@ fn all_text_under(dir: &Path) -> String {
 
 #[test]
 fn postgres_apply_then_plan_shows_no_changes_and_no_secret_leaks() {
-    let db = TestDb::new();
+    let db = TestDb::new("core");
     let (_tmp, p) = project(&db);
     let (code, out, err) = dk_in(
         &p,
@@ -164,7 +104,7 @@ fn postgres_apply_then_plan_shows_no_changes_and_no_secret_leaks() {
 
 #[test]
 fn destructive_change_is_refused_and_shows_measured_impact() {
-    let db = TestDb::new();
+    let db = TestDb::new("core");
     let (_tmp, p) = project(&db);
     let (code, out, err) = dk_in(&p, &["apply", "-e", "prod", "--auto-approve"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -206,7 +146,7 @@ fn destructive_change_is_refused_and_shows_measured_impact() {
 
 #[test]
 fn stale_and_tampered_plans_are_refused() {
-    let db = TestDb::new();
+    let db = TestDb::new("core");
     let (_tmp, p) = project(&db);
     let (code, _, _) = dk_in(&p, &["plan", "-e", "prod", "--out", "a.json"]);
     assert_eq!(code, 0);
@@ -230,7 +170,7 @@ fn stale_and_tampered_plans_are_refused() {
 
 #[test]
 fn a_held_lock_fails_fast_naming_the_holder() {
-    let db = TestDb::new();
+    let db = TestDb::new("core");
     let (_tmp, p) = project(&db);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -281,11 +221,11 @@ fn twenty_tables(p: &Path) {
 
 #[test]
 fn crash_after_any_action_converges_to_a_clean_apply() {
-    let db = TestDb::new();
+    let db = TestDb::new("core");
     let (_tmp, p) = project(&db);
     twenty_tables(&p);
     // Reference: a clean apply in another database.
-    let clean_db = TestDb::new();
+    let clean_db = TestDb::new("core");
     let (_tmp2, clean) = project(&clean_db);
     twenty_tables(&clean);
     let (code, out, err) = dk_in(&clean, &["apply", "-e", "prod", "--auto-approve"]);

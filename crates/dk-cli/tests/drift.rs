@@ -2,7 +2,7 @@
 //! (one address, `--discover … --write`), against the real PostgreSQL and DuckDB files.
 
 mod common;
-mod support;
+mod pgproject;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use support::*;
+use pgproject::{pg, TestDb};
 
 /// A quickstart project whose `prod` environment is bound to the test database.
 fn project(db: &TestDb) -> (tempfile::TempDir, PathBuf) {

@@ -3,71 +3,15 @@
 //! DuckDB, the real PostgreSQL), rollback, and the audit log.
 
 mod common;
+mod pgproject;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
+use pgproject::TestDb;
 
-static N: AtomicUsize = AtomicUsize::new(0);
 const H: &str = "apiVersion: datakit.infoblox.dev/v1alpha1\n";
-
-fn pg_conninfo(db: &str) -> String {
-    let base = std::env::var("DK_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
-    base.split_whitespace()
-        .filter(|kv| !kv.starts_with("dbname="))
-        .chain(std::iter::once(format!("dbname={db}").as_str()))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Runs SQL on the test PostgreSQL; panics naming the service when it is unreachable.
-fn pg(db: &str, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (client, conn) = match tokio_postgres::connect(&pg_conninfo(db), tokio_postgres::NoTls).await {
-            Ok(c) => c,
-            Err(e) => panic!(
-                "PostgreSQL at 127.0.0.1:5432 is unreachable ({e}); start it with scripts/services.sh or set DK_TEST_PG_URL"
-            ),
-        };
-        tokio::spawn(conn);
-        client
-            .batch_execute(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    })
-}
-
-/// A PostgreSQL database of its own, dropped on drop.
-struct TestDb(String);
-
-impl TestDb {
-    fn new() -> TestDb {
-        let name = format!(
-            "dk_gov_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        pg("test", &format!("DROP DATABASE IF EXISTS {name}"));
-        pg("test", &format!("CREATE DATABASE {name}"));
-        TestDb(name)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        pg(
-            "test",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
-        );
-    }
-}
 
 /// A quickstart project named shop.
 fn quickstart() -> (tempfile::TempDir, PathBuf) {
@@ -497,7 +441,7 @@ fn columns(p: &Path, env: &str, address: &str) -> Vec<String> {
 
 #[test]
 fn promote_dev_stage_prod_then_rollback() {
-    let db = TestDb::new();
+    let db = TestDb::new("gov");
     let (_t, p) = quickstart();
     write(
         &p,

@@ -219,11 +219,7 @@ async fn postgres_round_trips_every_logical_type_and_write_mode() {
         .await
         .expect("collect");
     let expected = text(&[sample_batch()]);
-    let mut got = text(&back);
-    // jsonb normalises the JSON text.
-    for row in &mut got {
-        row[12] = row[12].replace("[1, 2]", "[1, 2]");
-    }
+    let got = text(&back);
     assert_eq!(got, expected);
     // Append doubles, merge on id replaces, overwrite resets.
     pg.plane
@@ -359,7 +355,7 @@ async fn duckdb_round_trips_every_logical_type_and_merges() {
     assert_eq!(text(&n)[0][0], "3");
     // A second plane on the same file shares the database (no second open).
     let again = DataPlane::connect(&s, tmp.path()).await.expect("again");
-    assert_eq!(again.exists(&target).await.expect("exists"), true);
+    assert!(again.exists(&target).await.expect("exists"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

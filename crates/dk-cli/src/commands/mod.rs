@@ -9,6 +9,7 @@ mod init;
 mod lint;
 mod misc;
 pub mod pipeline;
+pub mod run;
 mod scaffold;
 mod show;
 pub mod test;
@@ -52,6 +53,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Import(a) => drift::import(a),
         Command::Diagnostics(a) => misc::diagnostics(a),
         Command::Dbt(a) => dbt::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Runs(c) => run::runs(c),
         Command::Completions(a) => misc::completions(a),
         Command::Man(a) => misc::man(a),
         Command::Test(a) => test::run(a),
