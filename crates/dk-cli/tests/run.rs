@@ -169,7 +169,7 @@ fn failing_transform_skips_downstream_and_independent_branch_runs() {
 }
 
 #[test]
-fn unsupported_runtime_is_a_clear_error_naming_the_transform() {
+fn container_runtime_is_a_clear_error_naming_the_transform() {
     let (_tmp, p) = quickstart();
     write(
         &p,
@@ -178,10 +178,13 @@ fn unsupported_runtime_is_a_clear_error_naming_the_transform() {
     );
     let (code, out, err) = dk_in(&p, &["run", "-e", "dev", "container"]);
     assert_eq!(code, 1, "{out}{err}");
+    // Whether or not a container engine is installed, the message names the transform, the
+    // runtime and what to do instead.
     assert!(
-        out.contains("transform container: runtime \"generic-go\" is not supported"),
+        out.contains("transform container: runtime generic-go runs a container image"),
         "{out}"
     );
+    assert!(out.contains("does not run container images"), "{out}");
 }
 
 #[test]

@@ -504,11 +504,15 @@ pub fn gate_apply(
             verdict: None,
         });
     }
-    if plan.git.as_ref().is_some_and(|g| g.dirty) && env.spec.tier == "prod" && !opts.allow_dirty {
+    let require_clean = env
+        .spec
+        .require_clean_git
+        .unwrap_or(env.spec.tier == "prod");
+    if plan.git.as_ref().is_some_and(|g| g.dirty) && require_clean && !opts.allow_dirty {
         return Err(Refusal {
             message: format!(
-                "the plan was made from a Git working tree with uncommitted changes; environment {} (tier prod) only applies committed manifests. Commit and re-plan, or pass --allow-dirty",
-                env.metadata.name
+                "the plan was made from a Git working tree with uncommitted changes; environment {} (tier {}, requireCleanGit) only applies committed manifests. Commit and re-plan, or pass --allow-dirty",
+                env.metadata.name, env.spec.tier
             ),
             verdict: None,
         });
@@ -636,6 +640,76 @@ pub fn materialize(snapshot: &Value, dir: &Path) -> Result<Option<dk_state::GitI
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(tier: &str, require_clean_git: Option<bool>) -> Environment {
+        dk_manifest::model::Resource::new(
+            dk_manifest::model::Kind::Environment,
+            "prod",
+            dk_manifest::model::EnvironmentSpec {
+                tier: tier.into(),
+                require_clean_git,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn dirty_plan() -> Plan {
+        let mut p = Plan {
+            format_version: crate::plan::PLAN_FORMAT_VERSION,
+            dk_version: "0".into(),
+            project: "p".into(),
+            environment: "prod".into(),
+            lineage: None,
+            serial: 0,
+            manifests_digest: "d".into(),
+            git: Some(dk_state::GitInfo {
+                commit: Some("abc".into()),
+                branch: Some("main".into()),
+                dirty: true,
+            }),
+            variables: Default::default(),
+            changes: vec![],
+            record: vec![],
+            forget: vec![],
+            summary: Default::default(),
+            destroy: false,
+            created_at: chrono::Utc::now(),
+            digest: String::new(),
+            governance: Default::default(),
+        };
+        p.digest = p.compute_digest();
+        p
+    }
+
+    #[test]
+    fn dirty_trees_follow_require_clean_git() {
+        let plan = dirty_plan();
+        let gate = |e: &Environment, allow_dirty: bool| {
+            gate_apply(
+                e,
+                None,
+                None,
+                &plan,
+                &[],
+                &GateOptions {
+                    allow_dirty,
+                    tests_passed: None,
+                },
+            )
+        };
+        // prod refuses by default, --allow-dirty lets it through.
+        let refused = gate(&env("prod", None), false).expect_err("refused");
+        assert!(
+            refused.message.contains("--allow-dirty"),
+            "{}",
+            refused.message
+        );
+        assert!(gate(&env("prod", None), true).is_ok());
+        // The environment decides: off in prod, on in stage.
+        assert!(gate(&env("prod", Some(false)), false).is_ok());
+        assert!(gate(&env("stage", None), false).is_ok());
+        assert!(gate(&env("stage", Some(true)), false).is_err());
+    }
 
     #[test]
     fn narrowing() {

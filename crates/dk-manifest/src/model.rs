@@ -670,6 +670,11 @@ pub struct EnvironmentSpec {
     pub drift: Option<DriftSpec>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub require_tests: bool,
+    /// Refuse applying plans made from a Git tree with uncommitted changes unless `--allow-dirty`
+    /// (default: true in tier `prod`, false elsewhere); `false` lets prod apply dirty plans,
+    /// `true` makes any tier refuse them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_clean_git: Option<bool>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub protected: bool,
 }

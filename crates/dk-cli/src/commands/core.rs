@@ -273,6 +273,7 @@ pub fn render_plan_markdown(plan: &Plan) -> String {
     );
     if plan.is_empty() {
         out.push_str("No changes. Infrastructure matches the configuration.\n");
+        out.push_str(&governance_markdown(plan));
         return out;
     }
     out.push_str("| | Address | Details |\n|---|---|---|\n");
@@ -293,6 +294,53 @@ pub fn render_plan_markdown(plan: &Plan) -> String {
         plan.summary.destroy,
         &plan.digest[..12.min(plan.digest.len())]
     ));
+    out.push_str(&governance_markdown(plan));
+    out
+}
+
+/// Policy findings, breaking changes and the approval requirement, as Markdown.
+fn governance_markdown(plan: &Plan) -> String {
+    let g = &plan.governance;
+    let mut out = String::new();
+    let esc = |s: &str| s.replace('|', "\\|");
+    let shown: Vec<_> = g.violations.iter().filter(|v| v.code != "W630").collect();
+    if !shown.is_empty() {
+        out.push_str("\n#### Policy\n\n| | Code | Rule | Finding |\n|---|---|---|---|\n");
+        for v in shown {
+            let mark = match v.severity.as_str() {
+                "error" => "❌",
+                "warning" => "⚠️",
+                _ => "ℹ️",
+            };
+            let at = v
+                .location
+                .as_deref()
+                .map(|l| format!(" (`{l}`)"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "| {mark} | {} | `{}` | {}{at} |\n",
+                v.code,
+                esc(&v.rule),
+                esc(&v.message)
+            ));
+        }
+    }
+    if !g.breaking.is_empty() {
+        out.push_str("\n#### Breaking changes\n\n");
+        for b in &g.breaking {
+            out.push_str(&format!(
+                "- `{}` ({}): {}; read by {}\n",
+                b.address,
+                b.dataset,
+                b.details.join(", "),
+                if b.transforms.is_empty() {
+                    "no transform".to_string()
+                } else {
+                    b.transforms.join(", ")
+                }
+            ));
+        }
+    }
     out
 }
 
@@ -487,6 +535,10 @@ pub fn apply(a: ApplyArgs) -> anyhow::Result<Exit> {
                     }
                 };
                 print!("{}", render_plan_human(&plan));
+                if plan.governance.has_errors() {
+                    eprintln!("error: the plan violates error-severity policies (above); nothing was applied");
+                    return Ok(Exit::Gate);
+                }
                 if plan.is_empty() {
                     return Ok(Exit::Ok);
                 }
