@@ -45,7 +45,7 @@ Your project is in $dir. Next:
   - read the manifests: project.yaml, dataset/*.yaml, transforms/*/dk.yaml
   - the warehouse is the DuckDB file .dk/warehouse.duckdb (raw CSV files under data/); state, run and
     test records are in .dk/state/dev/
-  - run again only what is due:  $dk run -e dev --due ; see what dk would change:  $dk drift -e dev
+  - run again only what is due:  $dk run -e dev --due ; changes made outside dk:  $dk drift -e dev
   - add a dataset:   $dk dataset create customers --store warehouse --table main.customers --column id:bigint
   - check it again:  $dk lint   (--output json|sarif|junit for CI)
   - see docs/ in the dk repository for every manifest field and diagnostic code.

@@ -25,4 +25,4 @@ bash scripts/services.sh
 # the script reuses a working one and prints the dbt path on its last line.
 DK_DBT=$(bash scripts/dbt-venv.sh | tail -n 1)
 export DK_DBT
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -311,3 +311,72 @@ fn dk_run_dbt_on_postgres_with_lineage_file() {
         )
     );
 }
+
+/// dbt on DuckDB through `dk run`, in the same run as an in-process `sql` transform on the same
+/// file: dk releases its DuckDB handle while dbt (another process) has the file, then reopens it.
+#[test]
+fn dk_run_dbt_on_duckdb_next_to_an_in_process_transform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("shop");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../dk-runtime/tests/fixtures/dbt-shop"),
+        &p,
+    );
+    std::fs::create_dir_all(p.join(".dk")).unwrap();
+    {
+        let c = duckdb::Connection::open(p.join(".dk/warehouse.duckdb")).unwrap();
+        c.execute_batch(
+            "create schema raw; create table raw.orders (id integer, customer varchar, amount double);
+             insert into raw.orders values (1, 'Ann', 10), (2, 'ann', 5.5), (3, 'Bob', 7);",
+        )
+        .unwrap();
+    }
+    let out = dk()
+        .current_dir(&p)
+        .env("DK_DBT", dbt_path())
+        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        .args([
+            "run",
+            "-e",
+            "dev",
+            "summary",
+            "revenue",
+            "--no-checks",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for name in ["summary", "revenue"] {
+        let t = report["transforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["transform"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {stdout}"));
+        assert_eq!(t["status"], "succeeded", "{name}: {t}");
+    }
+    // Both outputs are in the file once dk has let go of it.
+    let c = duckdb::Connection::open(p.join(".dk/warehouse.duckdb")).unwrap();
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count(
+            "select count(*) from information_schema.tables where table_name = 'customer_revenue'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            "select count(*) from information_schema.tables where table_name = 'customer_summary'"
+        ),
+        1
+    );
+}

@@ -53,6 +53,10 @@ pub struct Context<'a> {
     pub plane_errors: &'a HashMap<String, String>,
     /// `--full-refresh`: ignore cursors, rebuild incremental tables.
     pub full_refresh: bool,
+    /// Transforms run in another process (dbt, python) hold it exclusively, in-process runtimes
+    /// shared: DuckDB lets one process at a time open a file, so this process releases its
+    /// DuckDB files while an external transform runs (see [`run_transform`]).
+    pub exclusive: tokio::sync::RwLock<()>,
 }
 
 impl<'a> Context<'a> {
@@ -209,9 +213,21 @@ pub async fn run_transform(
     previous: Option<&RunRecord>,
 ) -> Result<Outcome> {
     match t.spec.runtime.as_str() {
-        "sync" | "cloudquery" => crate::sync::run(cx, t, previous).await,
-        "sql" => crate::sql::run(cx, t).await,
-        "dbt" | "python" | "generic-go" | "generic-python" => crate::external::run_in(cx, t).await,
+        "sync" | "cloudquery" => {
+            let _shared = cx.exclusive.read().await;
+            crate::sync::run(cx, t, previous).await
+        }
+        "sql" => {
+            let _shared = cx.exclusive.read().await;
+            crate::sql::run(cx, t).await
+        }
+        "dbt" | "python" | "generic-go" | "generic-python" => {
+            let _exclusive = cx.exclusive.write().await;
+            for p in cx.planes.values() {
+                p.release();
+            }
+            crate::external::run_in(cx, t).await
+        }
         other => Err(RuntimeError::UnsupportedRuntime {
             transform: t.metadata.name.clone(),
             runtime: other.to_string(),
@@ -289,6 +305,7 @@ pub async fn execute(
         planes: &planes,
         plane_errors: &plane_errors,
         full_refresh: options.full_refresh,
+        exclusive: tokio::sync::RwLock::new(()),
     };
     let mut done: HashMap<String, RunStatus> = HashMap::new();
     let mut reports: HashMap<String, TransformReport> = HashMap::new();
@@ -457,6 +474,7 @@ async fn one(
             record.details = o.details;
             if let (Some(h), Some(t)) = (hook, t) {
                 let outputs = io_names(cx.model, t).1;
+                let _shared = cx.exclusive.read().await;
                 let hr = h
                     .after_transform(HookContext {
                         model: cx.model,

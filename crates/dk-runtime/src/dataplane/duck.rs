@@ -27,7 +27,36 @@ fn instances() -> &'static Mutex<HashMap<PathBuf, Connection>> {
 /// A DuckDB store.
 pub struct DuckPlane {
     pub(crate) store: String,
-    root: Mutex<Connection>,
+    /// The connection operations clone; `None` after [`DuckPlane::release`] until the next use.
+    root: Mutex<Option<Connection>>,
+    /// The database file (`None` for `:memory:`) and its registry key.
+    file: Option<(PathBuf, PathBuf)>,
+}
+
+fn duck_config(store: &str) -> Result<Config> {
+    Config::default()
+        .enable_autoload_extension(false)
+        .map_err(|e| RuntimeError::db(store, "configure DuckDB", e))
+}
+
+/// A connection to the process-wide instance of `path` (opened when there is none).
+fn shared_connection(store: &str, path: &Path, key: &Path) -> Result<Connection> {
+    let mut map = instances().lock().unwrap_or_else(|p| p.into_inner());
+    match map.get(key) {
+        Some(c) => c
+            .try_clone()
+            .map_err(|e| RuntimeError::db(store, "clone connection", e)),
+        None => {
+            let c = Connection::open_with_flags(path, duck_config(store)?).map_err(|e| {
+                RuntimeError::db(store, format!("open DuckDB database {}", path.display()), e)
+            })?;
+            let clone = c
+                .try_clone()
+                .map_err(|e| RuntimeError::db(store, "clone connection", e))?;
+            map.insert(key.to_path_buf(), c);
+            Ok(clone)
+        }
+    }
 }
 
 impl DuckPlane {
@@ -41,58 +70,63 @@ impl DuckPlane {
                 )))
             }
         };
-        let config = || {
-            Config::default()
-                .enable_autoload_extension(false)
-                .map_err(|e| RuntimeError::db(&store.name, "configure DuckDB", e))
-        };
-        let conn = if raw == ":memory:" {
-            Connection::open_in_memory_with_flags(config()?)
-                .map_err(|e| RuntimeError::db(&store.name, "open :memory:", e))?
-        } else {
-            let path = dk_providers::duckdb::resolve_path(project_root, &raw);
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| RuntimeError::file("create directory", parent, e))?;
-            }
-            let key = path
-                .parent()
-                .and_then(|p| p.canonicalize().ok())
-                .and_then(|p| path.file_name().map(|n| p.join(n)))
-                .unwrap_or_else(|| path.clone());
-            let mut map = instances().lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&key) {
-                Some(c) => c
-                    .try_clone()
-                    .map_err(|e| RuntimeError::db(&store.name, "clone connection", e))?,
-                None => {
-                    let c = Connection::open_with_flags(&path, config()?).map_err(|e| {
-                        RuntimeError::db(
-                            &store.name,
-                            format!("open DuckDB database {}", path.display()),
-                            e,
-                        )
-                    })?;
-                    let clone = c
-                        .try_clone()
-                        .map_err(|e| RuntimeError::db(&store.name, "clone connection", e))?;
-                    map.insert(key, c);
-                    clone
-                }
-            }
-        };
+        if raw == ":memory:" {
+            let conn = Connection::open_in_memory_with_flags(duck_config(&store.name)?)
+                .map_err(|e| RuntimeError::db(&store.name, "open :memory:", e))?;
+            return Ok(DuckPlane {
+                store: store.name.clone(),
+                root: Mutex::new(Some(conn)),
+                file: None,
+            });
+        }
+        let path = dk_providers::duckdb::resolve_path(project_root, &raw);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| RuntimeError::file("create directory", parent, e))?;
+        }
+        let key = path
+            .parent()
+            .and_then(|p| p.canonicalize().ok())
+            .and_then(|p| path.file_name().map(|n| p.join(n)))
+            .unwrap_or_else(|| path.clone());
+        let conn = shared_connection(&store.name, &path, &key)?;
         Ok(DuckPlane {
             store: store.name.clone(),
-            root: Mutex::new(conn),
+            root: Mutex::new(Some(conn)),
+            file: Some((path, key)),
         })
     }
 
     fn conn(&self) -> Result<Connection> {
-        self.root
+        let mut root = self.root.lock().unwrap_or_else(|p| p.into_inner());
+        if root.is_none() {
+            if let Some((path, key)) = &self.file {
+                *root = Some(shared_connection(&self.store, path, key)?);
+            }
+        }
+        match root.as_ref() {
+            Some(c) => c
+                .try_clone()
+                .map_err(|e| RuntimeError::db(&self.store, "clone connection", e)),
+            None => Err(RuntimeError::Internal(format!(
+                "store {}: the in-memory database was released",
+                self.store
+            ))),
+        }
+    }
+
+    /// Closes this process's handle on the database file (another process — dbt, a Python
+    /// script — may then open it); the next operation reopens it. No-op for `:memory:`.
+    pub fn release(&self) {
+        let Some((_, key)) = &self.file else {
+            return;
+        };
+        let mut root = self.root.lock().unwrap_or_else(|p| p.into_inner());
+        *root = None;
+        instances()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .try_clone()
-            .map_err(|e| RuntimeError::db(&self.store, "clone connection", e))
+            .remove(key);
     }
 
     pub async fn query(&self, sql: String) -> Result<BatchStream> {

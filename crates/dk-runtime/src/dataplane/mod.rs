@@ -338,6 +338,16 @@ impl DataPlane {
     }
 
     /// Runs statements; returns the rows affected by a single statement (0 for several).
+    /// Lets another process open the store's files: closes this process's handle on a DuckDB
+    /// file until the next operation (no-op for other stores).
+    pub fn release(&self) {
+        match self {
+            #[cfg(feature = "duckdb")]
+            DataPlane::DuckDb(p) => p.release(),
+            _ => {}
+        }
+    }
+
     pub async fn execute(&self, sql: &str) -> Result<u64> {
         match self {
             #[cfg(feature = "duckdb")]
