@@ -573,45 +573,40 @@ pub enum StateCommand {
     },
     /// Locks held on the project's environments (`dk state lock list`).
     #[command(name = "locks", visible_alias = "lock-list")]
-    Locks {
-        #[arg(long, short = 'e', env = "DK_ENV")]
-        env: Option<String>,
-        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
-        output: TextOrJson,
-        #[command(flatten)]
-        project: ProjectArg,
-    },
+    Locks(LocksArgs),
     /// Release a lock by ID (when its holder is gone).
-    Unlock {
-        id: String,
-        #[arg(long, short = 'e', env = "DK_ENV")]
-        env: Option<String>,
-        #[command(flatten)]
-        project: ProjectArg,
-    },
+    Unlock(UnlockArgs),
     /// `dk state lock list` and `dk state lock unlock ID`: the same as `locks` and `unlock`.
     #[command(subcommand)]
     Lock(LockCommand),
+}
+
+/// Arguments of `dk state locks` / `dk state lock list`.
+#[derive(Debug, Args)]
+pub struct LocksArgs {
+    #[arg(long, short = 'e', env = "DK_ENV")]
+    pub env: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+    #[command(flatten)]
+    pub project: ProjectArg,
+}
+
+/// Arguments of `dk state unlock` / `dk state lock unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    pub id: String,
+    #[arg(long, short = 'e', env = "DK_ENV")]
+    pub env: Option<String>,
+    #[command(flatten)]
+    pub project: ProjectArg,
 }
 
 /// `dk state lock …`.
 #[derive(Debug, Subcommand)]
 pub enum LockCommand {
     /// Locks held on the project's environments.
-    List {
-        #[arg(long, short = 'e', env = "DK_ENV")]
-        env: Option<String>,
-        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
-        output: TextOrJson,
-        #[command(flatten)]
-        project: ProjectArg,
-    },
+    List(LocksArgs),
     /// Release a lock by ID (when its holder is gone).
-    Unlock {
-        id: String,
-        #[arg(long, short = 'e', env = "DK_ENV")]
-        env: Option<String>,
-        #[command(flatten)]
-        project: ProjectArg,
-    },
+    Unlock(UnlockArgs),
 }

@@ -618,18 +618,8 @@ pub fn destroy(a: DestroyArgs) -> anyhow::Result<Exit> {
 pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
     // `dk state lock list|unlock` is another spelling of `dk state locks|unlock`.
     let cmd = match cmd {
-        StateCommand::Lock(crate::cli::LockCommand::List {
-            env,
-            output,
-            project,
-        }) => StateCommand::Locks {
-            env,
-            output,
-            project,
-        },
-        StateCommand::Lock(crate::cli::LockCommand::Unlock { id, env, project }) => {
-            StateCommand::Unlock { id, env, project }
-        }
+        StateCommand::Lock(crate::cli::LockCommand::List(a)) => StateCommand::Locks(a),
+        StateCommand::Lock(crate::cli::LockCommand::Unlock(a)) => StateCommand::Unlock(a),
         other => other,
     };
     let (env, project, output) = match &cmd {
@@ -651,16 +641,16 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
         } => (env.clone(), project.clone(), *output),
         StateCommand::Rm { env, project, .. }
         | StateCommand::Mv { env, project, .. }
-        | StateCommand::Unlock { env, project, .. }
+        | StateCommand::Unlock(crate::cli::UnlockArgs { env, project, .. })
         | StateCommand::Pull { env, project, .. }
         | StateCommand::Push { env, project, .. } => {
             (env.clone(), project.clone(), TextOrJson::Text)
         }
-        StateCommand::Locks {
+        StateCommand::Locks(crate::cli::LocksArgs {
             env,
             project,
             output,
-        } => (env.clone(), project.clone(), *output),
+        }) => (env.clone(), project.clone(), *output),
         StateCommand::Lock(_) => {
             bail!("dk state lock: use `dk state lock list` or `dk state lock unlock ID`")
         }
@@ -803,7 +793,7 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
                     );
                 }
             }
-            StateCommand::Locks { .. } => {
+            StateCommand::Locks(_) => {
                 let locks = backend.list_locks().await?;
                 if output == TextOrJson::Json {
                     println!("{}", serde_json::to_string_pretty(&locks)?);
@@ -816,7 +806,7 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<Exit> {
                 }
             }
             StateCommand::Lock(_) => {}
-            StateCommand::Unlock { id, .. } => {
+            StateCommand::Unlock(crate::cli::UnlockArgs { id, .. }) => {
                 let info = backend.force_unlock(&id).await?;
                 println!("Released lock {} ({} by {}@{}, pid {}).", info.id, info.operation, info.who, info.host, info.pid);
             }
