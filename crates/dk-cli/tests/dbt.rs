@@ -313,9 +313,12 @@ fn dk_run_dbt_on_postgres_with_lineage_file() {
 }
 
 /// dbt on DuckDB through `dk run`, in the same run as an in-process `sql` transform on the same
-/// file: dk releases its DuckDB handle while dbt (another process) has the file, then reopens it.
+/// file and a python script: dk releases its DuckDB handle while dbt or python (another process)
+/// has the file, then reopens it. dbt-duckdb and python report no row counts, so dk counts each
+/// output after the run and marks it rebuilt: `on-change` transforms downstream of them are due
+/// after they ran (they were not when the count was 0).
 #[test]
-fn dk_run_dbt_on_duckdb_next_to_an_in_process_transform() {
+fn dk_run_dbt_and_python_on_duckdb_count_outputs_and_trigger_on_change() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("shop");
     copy_dir(
@@ -331,52 +334,135 @@ fn dk_run_dbt_on_duckdb_next_to_an_in_process_transform() {
         )
         .unwrap();
     }
-    let out = dk()
-        .current_dir(&p)
-        .env("DK_DBT", dbt_path())
-        .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-        .args([
-            "run",
-            "-e",
-            "dev",
-            "summary",
-            "revenue",
-            "--no-checks",
-            "-o",
-            "json",
-        ])
-        .output()
+    std::fs::create_dir_all(p.join("lake/orders")).unwrap();
+    std::fs::write(
+        p.join("lake/orders/part-1.csv"),
+        "id,customer,amount\n1,ann,10\n2,bob,2.5\n3,ann,1\n",
+    )
+    .unwrap();
+    // Two on-change transforms downstream of the dbt model and of the python output.
+    for (name, input) in [
+        ("top-revenue", "customer-revenue"),
+        ("top-scores", "customer-scores"),
+    ] {
+        let table = name.replace('-', "_");
+        let dir = p.join("transforms").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("dk.yaml"),
+            format!(
+                "apiVersion: datakit.infoblox.dev/v1alpha1\nkind: Transform\nmetadata: {{name: {name}}}\nspec:\n  runtime: sql\n  sql: query.sql\n  materialized: table\n  inputs: [{{dataset: {input}}}]\n  outputs: [{{dataset: {name}-out}}]\n  trigger: {{policy: on-change}}\n---\napiVersion: datakit.infoblox.dev/v1alpha1\nkind: DataSet\nmetadata: {{name: {name}-out}}\nspec:\n  store: warehouse\n  table: marts.{table}\n  classification: internal\n"
+            ),
+        )
         .unwrap();
-    let (code, stdout, stderr) = (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    for name in ["summary", "revenue"] {
-        let t = report["transforms"]
+        std::fs::write(
+            dir.join("query.sql"),
+            format!("select * from {{{{ ref('{input}') }}}} limit 1\n"),
+        )
+        .unwrap();
+    }
+    let dbt = dbt_path();
+    let run = |args: &[&str]| {
+        let out = dk()
+            .current_dir(&p)
+            .env("DK_DBT", &dbt)
+            .env("DK_PYTHON", dbt.with_file_name("python"))
+            .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let transform = |report: &serde_json::Value, name: &str| {
+        report["transforms"]
             .as_array()
             .unwrap()
             .iter()
             .find(|t| t["transform"] == name)
             .cloned()
-            .unwrap_or_else(|| panic!("{name} in {stdout}"));
-        assert_eq!(t["status"], "succeeded", "{name}: {t}");
+            .unwrap_or_else(|| panic!("{name} in {report}"))
+    };
+    let (code, stdout, stderr) = run(&[
+        "run",
+        "-e",
+        "dev",
+        "summary",
+        "revenue",
+        "score",
+        "--no-checks",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for name in ["summary", "revenue", "score"] {
+        assert_eq!(transform(&report, name)["status"], "succeeded", "{name}");
     }
+    // customer_revenue groups by lower(customer): 2 rows; 2 customers scored.
+    assert_eq!(transform(&report, "revenue")["rows_written"], 2, "{report}");
+    assert_eq!(transform(&report, "score")["rows_written"], 2, "{report}");
     // Both outputs are in the file once dk has let go of it.
-    let c = duckdb::Connection::open(p.join(".dk/warehouse.duckdb")).unwrap();
-    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(
-        count(
-            "select count(*) from information_schema.tables where table_name = 'customer_revenue'"
-        ),
-        1
+    {
+        let c = duckdb::Connection::open(p.join(".dk/warehouse.duckdb")).unwrap();
+        let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+        for table in ["customer_revenue", "customer_summary", "customer_scores"] {
+            assert_eq!(
+                count(&format!(
+                    "select count(*) from information_schema.tables where table_name = '{table}'"
+                )),
+                1,
+                "{table}"
+            );
+        }
+    }
+    // The run records keep the counted rows and the rebuilt mark.
+    let (code, out, err) = run(&["runs", "list", "-e", "dev", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let score = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["transform"] == "score")
+        .unwrap();
+    assert_eq!(score["outputs"][0]["rows_written"], 2, "{score}");
+    assert_eq!(score["outputs"][0]["rebuilt"], true, "{score}");
+
+    // The on-change transforms run once, then are not due until dbt or python writes again.
+    let (code, out, err) = run(&[
+        "run",
+        "-e",
+        "dev",
+        "top-revenue",
+        "top-scores",
+        "--no-checks",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&["run", "-e", "dev", "--due", "--no-checks"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("top-revenue: not due (no input changed"),
+        "{err}"
     );
-    assert_eq!(
-        count(
-            "select count(*) from information_schema.tables where table_name = 'customer_summary'"
-        ),
-        1
+    assert!(
+        err.contains("top-scores: not due (no input changed"),
+        "{err}"
     );
+    let (code, out, err) = run(&["run", "-e", "dev", "revenue", "score", "--no-checks"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&["run", "-e", "dev", "--due", "--no-checks"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("top-revenue: due (input customer-revenue written by revenue"),
+        "{err}"
+    );
+    assert!(
+        err.contains("top-scores: due (input customer-scores written by score"),
+        "{err}"
+    );
+    assert!(out.contains("2 succeeded"), "{out}");
 }

@@ -680,3 +680,94 @@ fn require_tests_refuses_apply_until_dk_test_passes_on_the_digest() {
     let (code, out, err) = dk_in(&p, &["apply", "-e", "dev", "--auto-approve"]);
     assert_eq!(code, 4, "{out}{err}");
 }
+
+/// A brand-new DataSet with checks: `dk test` skips its checks (its table does not exist and no
+/// apply has created it) and still passes; requireTests accepts that run for a plan that creates
+/// the table, and refuses it for a plan that does not (here: a plan targeted elsewhere). Once
+/// applied, a missing table is an error again, not a skip.
+#[test]
+fn require_tests_accepts_skipped_checks_of_new_datasets_the_plan_creates() {
+    let (tmp, p) = quickstart();
+    let (code, out, err) = dk_in(&p, &["apply", "-e", "dev", "--auto-approve"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = dk_in(&p, &["run", "-e", "dev"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let env_file = p.join("environments/dev.yaml");
+    let text = fs::read_to_string(&env_file).unwrap();
+    fs::write(&env_file, format!("{text}  requireTests: true\n")).unwrap();
+    for name in ["fresh", "other"] {
+        fs::write(
+            p.join(format!("dataset/{name}.yaml")),
+            format!("{HEAD}kind: DataSet\nmetadata: {{name: {name}}}\nspec:\n  store: warehouse\n  table: main.{name}\n  schema: [{{name: x, type: integer, checks: [not_null]}}]\n  checks: [{{row_count: {{min: 1}}}}]\n"),
+        )
+        .unwrap();
+    }
+
+    let (code, out, err) = dk_in(&p, &["test", "-e", "dev"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SKIP"), "{out}");
+    assert!(out.contains("4 skipped"), "{out}");
+    assert!(out.contains("not created yet: fresh, other"), "{out}");
+    let junit = tmp.path().join("junit.xml");
+    let (code, out, err) = dk_in(
+        &p,
+        &[
+            "test",
+            "-e",
+            "dev",
+            "-o",
+            "json",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let doc = json(&out);
+    assert_eq!(
+        doc["pending"],
+        serde_json::json!(["fresh", "other"]),
+        "{out}"
+    );
+    assert_eq!(doc["summary"]["skipped"], 4, "{out}");
+    assert_eq!(
+        results(&doc, "fresh"),
+        s(&[("not_null(x)", "skipped", 0), ("row_count", "skipped", 0)])
+    );
+    let xml = fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<skipped"), "{xml}");
+
+    // A plan that creates only `other` does not cover `fresh`, whose checks were skipped.
+    let plan = tmp.path().join("plan.json");
+    let (code, out, err) = dk_in(
+        &p,
+        &[
+            "plan",
+            "-e",
+            "dev",
+            "--target",
+            "table.warehouse.main.other",
+            "--out",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert!(code == 0 || code == 2, "{out}{err}");
+    let (code, out, err) = dk_in(&p, &["apply", plan.to_str().unwrap()]);
+    assert_eq!(code, 4, "{out}{err}");
+    let both = format!("{out}{err}");
+    assert!(
+        both.contains("skipped the checks of fresh") && both.contains("does not create them"),
+        "{both}"
+    );
+    // The full plan creates both: accepted.
+    let (code, out, err) = dk_in(&p, &["apply", "-e", "dev", "--auto-approve"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Applied now: a table that went missing is an error, not a skip.
+    let conn = duckdb::Connection::open(p.join(".dk/warehouse.duckdb")).expect("open duckdb");
+    conn.execute_batch("drop table main.fresh").expect("drop");
+    drop(conn);
+    let (code, out, err) = dk_in(&p, &["test", "-e", "dev", "fresh"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(out.contains("does not exist"), "{out}");
+    assert!(!out.contains("SKIP"), "{out}");
+}

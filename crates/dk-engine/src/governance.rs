@@ -98,6 +98,20 @@ pub struct BreakingChange {
 }
 
 /// Resource address → the DataSet it realizes, for one resolved environment.
+/// The DataSets whose table or view `plan` creates.
+pub fn created_datasets(
+    plan: &Plan,
+    model: &ProjectModel,
+    env: &ResolvedProject,
+) -> BTreeSet<String> {
+    let by_address = dataset_addresses(model, env);
+    plan.changes
+        .iter()
+        .filter(|c| c.action == Action::Create)
+        .filter_map(|c| by_address.get(&c.address).cloned())
+        .collect()
+}
+
 pub fn dataset_addresses(model: &ProjectModel, env: &ResolvedProject) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (_, ds) in model.datasets() {
@@ -466,6 +480,9 @@ pub struct GateOptions {
     pub allow_dirty: bool,
     /// The manifests digest has a passing `dk test` recorded (`None`: unknown, no test records).
     pub tests_passed: Option<bool>,
+    /// DataSets whose checks that passing test skipped (tables not created yet) and that this
+    /// plan does not create: the test then does not count (see [`created_datasets`]).
+    pub untested: Vec<String>,
 }
 
 /// What the gate let through.
@@ -513,6 +530,18 @@ pub fn gate_apply(
             message: format!(
                 "the plan was made from a Git working tree with uncommitted changes; environment {} (tier {}, requireCleanGit) only applies committed manifests. Commit and re-plan, or pass --allow-dirty",
                 env.metadata.name, env.spec.tier
+            ),
+            verdict: None,
+        });
+    }
+    if env.spec.require_tests && opts.tests_passed != Some(true) && !opts.untested.is_empty() {
+        return Err(Refusal {
+            message: format!(
+                "environment {} requires a passing `dk test` for manifests digest {}; the recorded one skipped the checks of {} (their tables did not exist) and this plan does not create them. Create them (apply) and run `dk test -e {}` again, then apply",
+                env.metadata.name,
+                &plan.manifests_digest[..plan.manifests_digest.len().min(12)],
+                opts.untested.join(", "),
+                env.metadata.name,
             ),
             verdict: None,
         });
@@ -694,6 +723,7 @@ mod tests {
                 &GateOptions {
                     allow_dirty,
                     tests_passed: None,
+                    untested: Vec::new(),
                 },
             )
         };

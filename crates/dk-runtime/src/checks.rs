@@ -143,6 +143,9 @@ pub enum CheckStatus {
     Fail,
     /// The check could not run (missing table, bad SQL, unsupported store).
     Error,
+    /// Not run: the DataSet's table does not exist yet and no apply has created it (a new
+    /// DataSet). Its checks run after `dk apply` and `dk run`; see [`skipped_report`].
+    Skipped,
 }
 
 /// The result of one check.
@@ -167,7 +170,8 @@ pub struct CheckResult {
 impl CheckResult {
     /// A failed or errored check of error severity.
     pub fn is_blocking(&self) -> bool {
-        self.status != CheckStatus::Pass && self.spec.severity == CheckSeverity::Error
+        matches!(self.status, CheckStatus::Fail | CheckStatus::Error)
+            && self.spec.severity == CheckSeverity::Error
     }
 }
 
@@ -607,6 +611,31 @@ fn error_result(spec: &CheckSpec, message: String) -> CheckResult {
         observed: None,
         message,
         samples: Vec::new(),
+    }
+}
+
+/// The report of a DataSet whose checks cannot run yet because its table was never created
+/// (`reason` says so): every check `skipped`, nothing blocking.
+pub fn skipped_report(tc: &TableChecks, reason: &str) -> DatasetReport {
+    DatasetReport {
+        dataset: tc.dataset.clone(),
+        store: tc.store.clone(),
+        relation: tc.target.describe(),
+        rows: None,
+        queries: 0,
+        duration_ms: 0,
+        results: tc
+            .checks
+            .iter()
+            .map(|s| CheckResult {
+                spec: s.clone(),
+                status: CheckStatus::Skipped,
+                failing: 0,
+                observed: None,
+                message: reason.to_string(),
+                samples: Vec::new(),
+            })
+            .collect(),
     }
 }
 

@@ -104,8 +104,8 @@ pub async fn run(
 }
 
 /// [`run`] for `dk run`'s executor: a failed program becomes [`RuntimeError::External`] (its
-/// outcome kept as the run record's details); a successful one reports the rows dbt counted
-/// per output model (0 where the adapter does not count, and for python).
+/// outcome kept as the run record's details); a successful one reports per output the rows dbt
+/// counted, or else the rows the output holds after the run (see [`output_record`]).
 pub async fn run_in(
     cx: &crate::runner::Context<'_>,
     t: &dk_manifest::model::Transform,
@@ -122,32 +122,72 @@ pub async fn run_in(
         });
     }
     let (_, outputs) = crate::runner::io_names(cx.model, t);
-    let outputs = outputs
-        .into_iter()
-        .map(|dataset| {
-            let table = cx
-                .model
-                .datasets()
-                .find(|(d, _)| d.name == dataset)
-                .and_then(|(_, ds)| ds.spec.table.clone())
-                .map(|t| t.rsplit('.').next().unwrap_or(&t).to_string());
-            let rows_written = o
-                .nodes
-                .iter()
-                .filter(|n| n.resource_type == "model" && Some(&n.name) == table.as_ref())
-                .filter_map(|n| n.rows)
-                .sum();
-            dk_state::RunOutput {
-                dataset,
-                rows_written,
-                cursor: None,
-            }
-        })
-        .collect();
+    let mut records = Vec::with_capacity(outputs.len());
+    for dataset in outputs {
+        records.push(output_record(cx, &o, dataset).await?);
+    }
+    let rows_written = o
+        .rows_written
+        .unwrap_or_else(|| records.iter().map(|r| r.rows_written).sum());
     Ok(crate::runner::Outcome {
         rows_read: 0,
-        rows_written: o.rows_written.unwrap_or(0),
-        outputs,
+        rows_written,
+        outputs: records,
         details,
+    })
+}
+
+/// What an external transform wrote into `dataset`: the rows dbt reports for the model of that
+/// table where the adapter counts them (dbt-postgres); otherwise (dbt-duckdb, python scripts) the
+/// rows the output holds after the run, counted in its store, and the output marked rebuilt so
+/// that `on-change` triggers downstream fire. A dbt model dbt skipped wrote nothing.
+async fn output_record(
+    cx: &crate::runner::Context<'_>,
+    o: &Outcome,
+    dataset: String,
+) -> Result<dk_state::RunOutput> {
+    let ds = cx
+        .model
+        .datasets()
+        .find(|(d, _)| d.name == dataset)
+        .map(|(_, ds)| ds)
+        .ok_or_else(|| RuntimeError::Config(format!("no dataset named {dataset}")))?;
+    let table = ds
+        .spec
+        .table
+        .as_deref()
+        .map(|t| t.rsplit('.').next().unwrap_or(t).to_string());
+    let nodes: Vec<&NodeResult> = o
+        .nodes
+        .iter()
+        .filter(|n| n.resource_type == "model" && Some(&n.name) == table.as_ref())
+        .collect();
+    if !nodes.is_empty()
+        && nodes
+            .iter()
+            .all(|n| n.rows.is_some() || n.status == "skipped")
+    {
+        return Ok(dk_state::RunOutput {
+            dataset,
+            rows_written: nodes.iter().filter_map(|n| n.rows).sum(),
+            cursor: None,
+            rebuilt: false,
+        });
+    }
+    let store = cx.store(&ds.spec.store)?;
+    let target = crate::dataplane::Target::of_dataset(ds, store)?;
+    let plane = cx.plane(&ds.spec.store).await?;
+    let counted = plane.count_rows(&target).await.map_err(|e| {
+        RuntimeError::Config(format!(
+            "counting the rows of output {dataset} ({}) after the run: {e}",
+            target.describe()
+        ))
+    })?;
+    Ok(dk_state::RunOutput {
+        dataset,
+        rows_written: counted.unwrap_or(0),
+        cursor: None,
+        // An output the program did not create is unchanged.
+        rebuilt: counted.is_some(),
     })
 }

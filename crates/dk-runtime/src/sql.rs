@@ -158,6 +158,8 @@ pub async fn run(cx: &Context<'_>, t: &Transform) -> Result<Outcome> {
         return Err(terr(t, "output is not a table"));
     };
     let ensure_schema = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+    // Views are redefined and tables rebuilt wholesale; incremental runs only add or replace rows.
+    let mut rebuilt = true;
     let rows_written = match materialized {
         "view" => {
             plane
@@ -180,6 +182,7 @@ pub async fn run(cx: &Context<'_>, t: &Transform) -> Result<Outcome> {
             }
             match plane.columns(&target).await? {
                 Some(existing) if !cx.full_refresh => {
+                    rebuilt = false;
                     let cols: Vec<String> = if declared.is_empty() {
                         existing.iter().map(|c| quote_ident(&c.name)).collect()
                     } else {
@@ -240,6 +243,7 @@ pub async fn run(cx: &Context<'_>, t: &Transform) -> Result<Outcome> {
             dataset: output.clone(),
             rows_written,
             cursor: None,
+            rebuilt,
         }],
         details: serde_json::Value::Null,
     })

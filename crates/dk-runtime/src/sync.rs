@@ -216,6 +216,7 @@ pub(crate) async fn copy(
             dataset: output.to_string(),
             rows_written: report.rows,
             cursor: new_cursor.or(if incremental { last_cursor } else { None }),
+            rebuilt: matches!(mode, WriteMode::Overwrite),
         },
     ))
 }

@@ -88,14 +88,14 @@ fn on_change_due(inputs: &[String], last_ok: Option<&RunRecord>, records: &[RunR
             && r.ended.is_some_and(|e| e > last.started)
             && r.outputs
                 .iter()
-                .any(|o| o.rows_written > 0 && inputs.contains(&o.dataset))
+                .any(|o| o.changed() && inputs.contains(&o.dataset))
     });
     match written {
         Some(r) => Due::yes(format!(
             "input {} written by {} ({})",
             r.outputs
                 .iter()
-                .find(|o| inputs.contains(&o.dataset))
+                .find(|o| o.changed() && inputs.contains(&o.dataset))
                 .map(|o| o.dataset.as_str())
                 .unwrap_or(""),
             r.transform,
@@ -178,6 +178,7 @@ mod tests {
                 dataset: d.to_string(),
                 rows_written: 1,
                 cursor: None,
+                rebuilt: false,
             })
             .collect();
         r

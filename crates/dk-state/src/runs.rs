@@ -62,6 +62,20 @@ pub struct RunOutput {
     /// The highest cursor value written (text form), for the next incremental run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// The run replaced or redefined the whole dataset (a view recreated, a table rebuilt, a dbt
+    /// model or python output that reports no row count): it changed even when `rows_written`
+    /// is 0. For runtimes that do not report writes, `rows_written` is the rows the output holds
+    /// after the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuilt: bool,
+}
+
+impl RunOutput {
+    /// Whether the run changed this dataset (rows written, or rebuilt wholesale): what
+    /// `on-change` triggers look for.
+    pub fn changed(&self) -> bool {
+        self.rows_written > 0 || self.rebuilt
+    }
 }
 
 /// One transform run.
@@ -418,6 +432,7 @@ mod tests {
             dataset: "orders".into(),
             rows_written: 10,
             cursor: Some("2026-01-01T00:00:00".into()),
+            rebuilt: false,
         });
         store.put(&a).await.expect("put final");
         let mut dead = RunRecord::start("inv2", "load", "dev", None);

@@ -30,6 +30,10 @@ pub struct TestRecord {
     pub passed: bool,
     /// Whether dataset checks ran (a `--unit`-only run does not prove the data).
     pub checks_ran: bool,
+    /// DataSets whose checks were skipped because their tables were never created (new
+    /// DataSets): `requireTests` accepts the record for a plan only when that plan creates them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
     /// Counts: `{"pass": n, "fail": n, "warn": n, "error": n}`.
     pub summary: serde_json::Value,
     /// The full results, as `dk test -o json` prints them.
@@ -191,6 +195,7 @@ mod tests {
             finished: finished.into(),
             passed,
             checks_ran: true,
+            pending: Vec::new(),
             summary: serde_json::json!({"pass": 1}),
             results: serde_json::json!([]),
         }

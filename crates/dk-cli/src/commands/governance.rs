@@ -214,19 +214,29 @@ pub async fn gate(
             approvals.push(a);
         }
     }
+    let mut untested = Vec::new();
     let tests_passed = if env.spec.require_tests {
-        Some(
-            backend
-                .passing_test(&plan.manifests_digest)
-                .await?
-                .is_some(),
-        )
+        match backend.passing_test(&plan.manifests_digest).await? {
+            None => Some(false),
+            Some(record) => {
+                // Checks skipped because their tables did not exist yet count only when this
+                // plan creates those tables.
+                let created = governance::created_datasets(plan, &p.model, &p.env);
+                untested = record
+                    .pending
+                    .into_iter()
+                    .filter(|d| !created.contains(d))
+                    .collect();
+                Some(untested.is_empty())
+            }
+        }
     } else {
         None
     };
     let opts = governance::GateOptions {
         allow_dirty,
         tests_passed,
+        untested,
     };
     match governance::gate_apply(env, Some(&p.model), Some(&p.env), plan, &approvals, &opts) {
         Ok(report) => {

@@ -3,7 +3,7 @@
 //! rendered as human text or JSON, optionally as JUnit XML, and recorded in the state backend for
 //! `requireTests`. Exit 8 when an error-severity check or a unit test fails.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -70,6 +70,8 @@ struct Summary {
     warn: usize,
     /// Checks or unit tests that could not run.
     error: usize,
+    /// Checks not run because their DataSet's table was never created (new DataSets).
+    skipped: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +81,9 @@ struct TestReport {
     manifests_digest: String,
     passed: bool,
     summary: Summary,
+    /// DataSets whose checks were skipped: their tables were never created (see `requireTests`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<String>,
     checks: Vec<DatasetReport>,
     unit_tests: Vec<UnitReport>,
 }
@@ -90,10 +95,19 @@ impl TestReport {
             match (r.status, r.spec.severity) {
                 (CheckStatus::Pass, _) => s.pass += 1,
                 (CheckStatus::Error, _) => s.error += 1,
+                (CheckStatus::Skipped, _) => s.skipped += 1,
                 (CheckStatus::Fail, CheckSeverity::Warn) => s.warn += 1,
                 (CheckStatus::Fail, CheckSeverity::Error) => s.fail += 1,
             }
         }
+        self.pending = self
+            .checks
+            .iter()
+            .filter(|d| {
+                !d.results.is_empty() && d.results.iter().all(|r| r.status == CheckStatus::Skipped)
+            })
+            .map(|d| d.dataset.clone())
+            .collect();
         for u in &self.unit_tests {
             match u.status {
                 UnitStatus::Pass => s.pass += 1,
@@ -203,6 +217,7 @@ pub fn run(a: TestArgs) -> anyhow::Result<Exit> {
         manifests_digest: dk_engine::plan::manifests_digest(&model),
         passed: false,
         summary: Summary::default(),
+        pending: Vec::new(),
         checks: Vec::new(),
         unit_tests: Vec::new(),
     };
@@ -245,6 +260,25 @@ async fn run_checks(
 ) -> anyhow::Result<Vec<DatasetReport>> {
     let mut planes: HashMap<String, Result<DataPlane, String>> = HashMap::new();
     let mut out = Vec::new();
+    // DataSets the environment's state records: a missing table of one of these is an error
+    // (it was dropped); of any other, a DataSet not created yet. Unreadable state: all count
+    // as applied (a missing table is then an error).
+    let applied = match applied_datasets(model, env).await {
+        Ok(a) => Some(a),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot read the state of environment {} ({e:#}); a missing table is reported as an error",
+                env.environment
+            );
+            None
+        }
+    };
+    // External DataSets are not dk's to create: a missing one is always an error.
+    let external: HashSet<&str> = model
+        .datasets()
+        .filter(|(_, d)| d.spec.external)
+        .map(|(_, d)| d.metadata.name.as_str())
+        .collect();
     for name in datasets {
         let tc = match checks::plan_dataset(model, env, name) {
             Ok(Some(tc)) => tc,
@@ -272,6 +306,22 @@ async fn run_checks(
             planes.insert(tc.store.clone(), plane);
         }
         match planes.get(&tc.store) {
+            Some(Ok(plane))
+                if applied.as_ref().is_some_and(|a| !a.contains(name))
+                    && !external.contains(name.as_str())
+                    && matches!(tc.target, dk_runtime::Target::Table { .. })
+                    && !plane.exists(&tc.target).await.unwrap_or(true) =>
+            {
+                out.push(checks::skipped_report(
+                    &tc,
+                    &format!(
+                        "not created yet: {} does not exist in store {} and environment {} has never applied it; its checks run after `dk apply` and `dk run`",
+                        tc.target.describe(),
+                        tc.store,
+                        env.environment
+                    ),
+                ))
+            }
             Some(Ok(plane)) => out.push(checks::run_table_checks(plane, &tc, samples).await),
             Some(Err(e)) => out.push(DatasetReport {
                 dataset: tc.dataset.clone(),
@@ -297,6 +347,31 @@ async fn run_checks(
         }
     }
     Ok(out)
+}
+
+/// The DataSets whose table or view the environment's state records (applied at least once).
+async fn applied_datasets(
+    model: &ProjectModel,
+    env: &dk_env::ResolvedProject,
+) -> anyhow::Result<HashSet<String>> {
+    let cfg = super::core::backend_config_for(model, env)?;
+    let backend = dk_state::Backend::open(&cfg, &project_name(model), &env.environment).await?;
+    let Some(doc) = backend.read_latest().await? else {
+        return Ok(HashSet::new());
+    };
+    let by_address = dk_engine::governance::dataset_addresses(model, env);
+    Ok(doc
+        .resources
+        .iter()
+        .filter_map(|r| by_address.get(&r.address).cloned())
+        .collect())
+}
+
+fn project_name(model: &ProjectModel) -> String {
+    model
+        .project()
+        .map(|p| p.metadata.name.clone())
+        .unwrap_or_else(|| "project".into())
 }
 
 /// A dataset whose checks cannot even be planned (store missing, no table).
@@ -342,6 +417,7 @@ fn status_word(r: &CheckResult) -> String {
         (CheckStatus::Fail, CheckSeverity::Warn) => paint("WARN ", "33"),
         (CheckStatus::Fail, CheckSeverity::Error) => paint("FAIL ", "31"),
         (CheckStatus::Error, _) => paint("ERROR", "31;1"),
+        (CheckStatus::Skipped, _) => paint("SKIP ", "36"),
     }
 }
 
@@ -398,7 +474,7 @@ fn human(r: &TestReport, secs: f64) -> String {
             let line = format!("    {} {:<w$}  {}", status_word(c), c.spec.name, detail);
             out.push_str(line.trim_end());
             out.push('\n');
-            if c.status != CheckStatus::Pass {
+            if matches!(c.status, CheckStatus::Fail | CheckStatus::Error) {
                 if let Some(l) = &c.spec.location {
                     out.push_str(&format!("          at {l}\n"));
                 }
@@ -434,8 +510,13 @@ fn human(r: &TestReport, secs: f64) -> String {
         out.push_str("Nothing to test: no selected DataSet declares checks and no selected Transform has unit tests.\n");
     }
     let s = &r.summary;
+    let skipped = if s.skipped > 0 {
+        format!(", {} skipped", s.skipped)
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "{} {} passed, {} failed, {} warned, {} errored in {:.2}s\n",
+        "{} {} passed, {} failed, {} warned, {} errored{skipped} in {:.2}s\n",
         if r.passed {
             paint("✓", "32")
         } else {
@@ -447,6 +528,12 @@ fn human(r: &TestReport, secs: f64) -> String {
         s.error,
         secs
     ));
+    if !r.pending.is_empty() {
+        out.push_str(&format!(
+            "  not created yet: {} (their checks run after `dk apply` and `dk run`; requireTests accepts this run for a plan that creates them)\n",
+            r.pending.join(", ")
+        ));
+    }
     out
 }
 
@@ -483,6 +570,12 @@ fn junit(r: &TestReport) -> String {
                             kind: "error".into(),
                             message: c.message.clone(),
                             body,
+                        },
+                        None,
+                    ),
+                    (CheckStatus::Skipped, _) => (
+                        JunitOutcome::Skipped {
+                            message: c.message.clone(),
                         },
                         None,
                     ),
@@ -553,10 +646,7 @@ fn record(
     started: chrono::DateTime<chrono::Utc>,
     unit_only: bool,
 ) -> anyhow::Result<()> {
-    let project = model
-        .project()
-        .map(|p| p.metadata.name.clone())
-        .unwrap_or_else(|| "project".into());
+    let project = project_name(model);
     let cfg = super::core::backend_config_for(model, env)?;
     let rt = super::core::runtime()?;
     let rec = dk_state::TestRecord {
@@ -569,6 +659,7 @@ fn record(
         finished: chrono::Utc::now().to_rfc3339(),
         passed: report.passed,
         checks_ran: !unit_only,
+        pending: report.pending.clone(),
         summary: serde_json::to_value(&report.summary)?,
         results: serde_json::to_value(report)?,
     };

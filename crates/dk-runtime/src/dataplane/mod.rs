@@ -446,6 +446,47 @@ impl DataPlane {
         self.execute(&sql).await.map(|_| ())
     }
 
+    /// The rows a table (or view) holds, or the files under a prefix hold; `None` when it does
+    /// not exist. One `count(*)` for tables; files are streamed and counted (memory stays flat).
+    pub async fn count_rows(&self, target: &Target) -> Result<Option<u64>> {
+        if !self.exists(target).await? {
+            return Ok(None);
+        }
+        let mut stream = match target {
+            Target::Table { .. } => {
+                self.query(&format!(
+                    "SELECT count(*) AS n FROM {}",
+                    self.relation(target)?
+                ))
+                .await?
+            }
+            Target::Files { .. } => self.scan(target, &ScanOptions::default()).await?,
+        };
+        let mut n = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            match target {
+                Target::Table { .. } => {
+                    if batch.num_rows() > 0 {
+                        let col = arrow::compute::cast(
+                            batch.column(0),
+                            &arrow::datatypes::DataType::UInt64,
+                        )
+                        .map_err(|e| RuntimeError::Internal(format!("count(*): {e}")))?;
+                        let v = col
+                            .as_any()
+                            .downcast_ref::<arrow::array::UInt64Array>()
+                            .filter(|a| !arrow::array::Array::is_null(*a, 0))
+                            .map(|a| a.value(0));
+                        n += v.unwrap_or(0);
+                    }
+                }
+                Target::Files { .. } => n += batch.num_rows() as u64,
+            }
+        }
+        Ok(Some(n))
+    }
+
     /// Reads a table or the files under a prefix.
     pub async fn scan(&self, target: &Target, options: &ScanOptions) -> Result<BatchStream> {
         match (self, target) {

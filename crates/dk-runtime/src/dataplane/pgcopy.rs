@@ -314,9 +314,6 @@ impl Decoder {
                 ))
             }
         };
-        let text = |v: &[u8]| -> Result<String> {
-            String::from_utf8(v.to_vec()).map_err(|e| bad(ctx, format!("column {name}: {e}")))
-        };
         match wire {
             Wire::Bool => put!(BooleanBuilder, |v: &[u8]| fixed(v, 1).map(|_| v[0] != 0)),
             Wire::Int2 => put!(Int16Builder, |v: &[u8]| fixed(v, 2)
@@ -332,13 +329,31 @@ impl Decoder {
                 .map_err(|e| bad(ctx, format!("column {name}: {e}")))),
             Wire::NumericText => put!(StringBuilder, |v: &[u8]| numeric_to_string(v)
                 .map_err(|e| bad(ctx, format!("column {name}: {e}")))),
-            Wire::Text | Wire::Json => put!(StringBuilder, text),
-            Wire::Jsonb => put!(StringBuilder, |v: &[u8]| {
-                if v.first() != Some(&1) {
-                    return Err(bad(ctx, format!("column {name}: unknown jsonb version")));
+            // Text is appended straight from the wire buffer (validated, not copied first).
+            Wire::Text | Wire::Json | Wire::Jsonb => {
+                let bb = b
+                    .downcast_mut::<StringBuilder>()
+                    .ok_or_else(|| RuntimeError::Internal("builder type".into()))?;
+                match v {
+                    None => bb.append_null(),
+                    Some(v) => {
+                        let v = if wire == Wire::Jsonb {
+                            if v.first() != Some(&1) {
+                                return Err(bad(
+                                    ctx,
+                                    format!("column {name}: unknown jsonb version"),
+                                ));
+                            }
+                            &v[1..]
+                        } else {
+                            v
+                        };
+                        let s = std::str::from_utf8(v)
+                            .map_err(|e| bad(ctx, format!("column {name}: {e}")))?;
+                        bb.append_value(s);
+                    }
                 }
-                text(&v[1..])
-            }),
+            }
             Wire::Uuid => put!(StringBuilder, |v: &[u8]| fixed(v, 16).map(|_| uuid_text(v))),
             Wire::Bytea => put!(BinaryBuilder, |v: &[u8]| Ok::<_, RuntimeError>(v.to_vec())),
             Wire::Date => put!(Date32Builder, |v: &[u8]| {
