@@ -11,33 +11,20 @@
 # dk is built with `cargo build --release -p dk-cli --no-default-features` (PostgreSQL only).
 # The project generator is bench/refresh/gen.py.
 set -euo pipefail
-
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+HERE=$BENCH/apply
 N=${N_TABLES:-1000}
-RUNS=${RUNS:-3}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 DB=${DB:-dk_bench_apply}
 WORK=${WORK:-$HERE/work}
 PROJ=$WORK/project
 mkdir -p "$WORK"
-say() { printf '\n== %s\n' "$*"; }
 
-if [[ -n ${DK_BIN:-} ]]; then
-  DK=$DK_BIN
-else
-  say "cargo build --release -p dk-cli --no-default-features"
-  (cd "$ROOT" && cargo build --release -p dk-cli --no-default-features)
-  TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-  mkdir -p "$WORK/bin" && cp "$TARGET/release/dk" "$WORK/bin/dk.tmp" && mv "$WORK/bin/dk.tmp" "$WORK/bin/dk"
-  DK=$WORK/bin/dk
-fi
-[[ -x $DK ]] || { echo "no dk binary at $DK" >&2; exit 1; }
+dk_binary --no-default-features
 pg_isready -q || { echo "PostgreSQL at $PGHOST:$PGPORT is not ready; start it with scripts/services.sh" >&2; exit 1; }
 
-now() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
-median() { sort -g | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 fresh() {  # an empty database and no state
   psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
   rm -rf "$PROJ/.dk"

@@ -13,35 +13,21 @@
 # dk is built with `cargo build --release -p dk-cli --no-default-features` (PostgreSQL only: a release
 # build of the embedded DuckDB engine takes ~20 min and is not needed here).
 set -euo pipefail
-
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+HERE=$BENCH/refresh
 N=${N_TABLES:-10000}
-RUNS=${RUNS:-3}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 DB=${DB:-dk_bench_refresh}
 WORK=${WORK:-$HERE/work}
 PROJ=$WORK/project
 mkdir -p "$WORK"
-say() { printf '\n== %s\n' "$*"; }
 
-# ---- dk
-if [[ -n ${DK_BIN:-} ]]; then
-  DK=$DK_BIN
-else
-  say "cargo build --release -p dk-cli --no-default-features"
-  (cd "$ROOT" && cargo build --release -p dk-cli --no-default-features)
-  TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-  # a private copy: a rebuild of the target directory during the run must not change what is timed
-  mkdir -p "$WORK/bin" && cp "$TARGET/release/dk" "$WORK/bin/dk.tmp" && mv "$WORK/bin/dk.tmp" "$WORK/bin/dk"
-  DK=$WORK/bin/dk
-fi
-[[ -x $DK ]] || { echo "no dk binary at $DK" >&2; exit 1; }
+# ---- dk (PostgreSQL only: the embedded DuckDB engine is not needed here)
+dk_binary --no-default-features
 pg_isready -q || { echo "PostgreSQL at $PGHOST:$PGPORT is not ready; start it with scripts/services.sh" >&2; exit 1; }
 
-now() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
-median() { sort -g | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 # timed NAME CMD...: RUNS runs, prints each and the median; the median lands in $WORK/NAME.median
 timed() {
   local name=$1; shift; local i t0 t1 s all=()
@@ -76,6 +62,7 @@ rc=0; "$DK" plan -e bench --detailed-exitcode >"$WORK/check.out" 2>&1 || rc=$?
 echo "  state: $("$DK" state list -e bench | wc -l) resources; dk plan: $(tail -1 "$WORK/check.out")"
 
 # ---- statements dk sends for one plan, counted in the server log
+# shellcheck disable=SC2012  # one known file name pattern
 LOG=${PG_LOG:-$(ls /var/log/postgresql/postgresql-*-main.log 2>/dev/null | head -1 || true)}
 STMTS="?"
 if [[ -n $LOG && -r $LOG ]]; then
