@@ -2,7 +2,6 @@
 //! `dk runs list|show` (the run records). See docs/run.md.
 
 use std::collections::HashSet;
-use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use anyhow::{bail, Context as _};
@@ -300,9 +299,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<Exit> {
         full_refresh: a.full_refresh,
         manifests_digest: Some(dk_engine::plan::manifests_digest(&p.model)),
     };
-    let tty =
-        std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
-    let bar = tty.then(|| {
+    let bar = crate::progress::bar_enabled().then(|| {
         let b = indicatif::ProgressBar::new(order.len() as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
