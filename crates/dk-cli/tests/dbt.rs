@@ -11,19 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use dk_test_support::dbt_path;
 use pgproject::{pg, pg_conninfo, TestDb};
-
-fn dbt_path() -> PathBuf {
-    let p = std::env::var_os("DK_DBT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/dk-dbt-venv/bin/dbt"));
-    assert!(
-        p.is_file(),
-        "dbt is not installed at {}: run `bash scripts/dbt-venv.sh` and export DK_DBT=<the path it prints>",
-        p.display()
-    );
-    p
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();

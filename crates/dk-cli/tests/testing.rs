@@ -6,64 +6,15 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-
-static N: AtomicUsize = AtomicUsize::new(0);
+use dk_test_support::{pg_db, pg_url, TestSchema};
 
 const HEAD: &str = "apiVersion: datakit.infoblox.dev/v1alpha1\n";
 
-fn pg_conninfo() -> String {
-    std::env::var("DK_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
-}
-
-/// Runs SQL on the test PostgreSQL; panics naming the service when it is unreachable.
+/// Runs SQL on the test database of the test PostgreSQL.
 fn pg(sql: &str) -> Vec<Vec<Option<String>>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = match tokio_postgres::connect(&pg_conninfo(), tokio_postgres::NoTls).await {
-            Ok(c) => c,
-            Err(e) => panic!(
-                "PostgreSQL at 127.0.0.1:5432 is unreachable ({e}); start it with `scripts/services.sh` (or `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) or set DK_TEST_PG_URL"
-            ),
-        };
-        tokio::spawn(conn);
-        let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        msgs.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
-                _ => None,
-            })
-            .collect()
-    })
-}
-
-/// A PostgreSQL schema of its own in the test database, dropped on drop.
-struct PgSchema(String);
-
-impl PgSchema {
-    fn new() -> PgSchema {
-        let name = format!(
-            "dk_test_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        pg(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-        ));
-        PgSchema(name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        pg(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
-    }
+    dk_test_support::pg(&pg_db(), sql)
 }
 
 /// The checks every table of the fixture project declares (all error severity).
@@ -129,7 +80,7 @@ fn project(schema: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// host, port, user, database of the test PostgreSQL.
 fn pg_parts() -> (String, String, String, String) {
-    let info = pg_conninfo();
+    let info = pg_url();
     let get = |k: &str, d: &str| {
         info.split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
@@ -323,9 +274,9 @@ fn warn_severity_failures_print_but_exit_zero() {
 
 #[test]
 fn postgres_checks_of_every_kind_pass_and_fail_in_one_scan() {
-    let schema = PgSchema::new();
-    let (_tmp, p) = project(&schema.0);
-    pg(&data_sql(&schema.0, "CAST(now() AS TIMESTAMP)"));
+    let schema = TestSchema::create("dk_test");
+    let (_tmp, p) = project(&schema.name);
+    pg(&data_sql(&schema.name, "CAST(now() AS TIMESTAMP)"));
     let (code, out, err) = dk_in(&p, &["test", "-e", "prod", "good", "bad", "-o", "json"]);
     assert_eq!(code, 8, "{out}{err}");
     assert_every_kind(&json(&out));
@@ -334,7 +285,7 @@ fn postgres_checks_of_every_kind_pass_and_fail_in_one_scan() {
     let scans = || -> i64 {
         pg(&format!(
             "SELECT seq_scan FROM pg_stat_user_tables WHERE schemaname = '{}' AND relname = 'good'",
-            schema.0
+            schema.name
         ))[0][0]
             .as_deref()
             .unwrap_or("0")
@@ -364,27 +315,30 @@ fn postgres_checks_of_every_kind_pass_and_fail_in_one_scan() {
 /// one the state records (applied, then dropped behind dk's back) is an error naming it.
 #[test]
 fn postgres_missing_table_is_skipped_until_applied_then_an_error_naming_it() {
-    let schema = PgSchema::new();
-    let (_tmp, p) = project(&schema.0);
+    let schema = TestSchema::create("dk_test");
+    let (_tmp, p) = project(&schema.name);
     let (code, out, err) = dk_in(&p, &["test", "-e", "prod", "good"]);
     assert_eq!(code, 0, "never applied: skipped, not failed: {out}{err}");
     assert!(
         out.contains(&format!(
             "not created yet: {}.good does not exist in store warehouse",
-            schema.0
+            schema.name
         )),
         "{out}"
     );
     assert!(out.contains("SKIP"), "{out}");
     let (code, out, err) = dk_in(&p, &["apply", "-e", "prod", "--auto-approve"]);
     assert_eq!(code, 0, "{out}{err}");
-    pg(&format!("DROP TABLE {}.good, {}.warned", schema.0, schema.0));
+    pg(&format!(
+        "DROP TABLE {}.good, {}.warned",
+        schema.name, schema.name
+    ));
     let (code, out, err) = dk_in(&p, &["test", "-e", "prod", "warned"]);
     assert_eq!(code, 0, "warn severity errors do not fail: {out}{err}");
     assert!(
         out.contains(&format!(
             "{}.warned does not exist in store warehouse",
-            schema.0
+            schema.name
         )),
         "{out}"
     );

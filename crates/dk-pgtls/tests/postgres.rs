@@ -11,8 +11,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::Config;
 
 fn base() -> Config {
-    let url = std::env::var("DK_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    let url = dk_test_support::pg_url();
     let (rest, _, _) = dk_pgtls::split_conn_string(&url);
     let mut c: Config = rest.parse().expect("DK_TEST_PG_URL parses");
     c.connect_timeout(std::time::Duration::from_secs(10));
@@ -78,9 +77,10 @@ async fn server_tls() -> (bool, Option<PathBuf>) {
     let connector = TlsOptions::new(Some("disable"), None)
         .and_then(|t| t.connector())
         .expect("connector");
-    let client = connector.connect(&config(&host, port)).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL at {host}:{port} is unreachable ({e}); start it with `scripts/services.sh` or set DK_TEST_PG_URL")
-    });
+    let client = connector
+        .connect(&config(&host, port))
+        .await
+        .unwrap_or_else(|e| dk_test_support::pg_unreachable(e));
     let on: String = client
         .query_one("SHOW ssl", &[])
         .await

@@ -3,7 +3,6 @@
 //! server fails the tests, saying how to start it. Each test works in its own schema
 //! (`dk_pg_<pid>_<n>`), dropped at the end even when the test fails.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,15 +13,11 @@ use dk_providers::model::{
 };
 use dk_providers::postgres::PgProvider;
 use dk_providers::ProviderError;
+use dk_test_support::{pg_url, TestSchema};
 use indexmap::IndexMap;
 use serde_json::Value;
 
 const STORE: &str = "wh";
-
-fn pg_url() -> String {
-    std::env::var("DK_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".to_string())
-}
 
 fn store_with(connection: &[(&str, Value)]) -> ResolvedStore {
     ResolvedStore {
@@ -46,25 +41,7 @@ fn store() -> ResolvedStore {
 /// A plain client for setting up data and changing things behind dk's back. Fails (never skips)
 /// when the server is unreachable.
 async fn admin() -> tokio_postgres::Client {
-    let mut config: tokio_postgres::Config = match pg_url().parse() {
-        Ok(c) => c,
-        Err(e) => panic!("DK_TEST_PG_URL is not a valid connection string: {e}"),
-    };
-    config.connect_timeout(Duration::from_secs(5));
-    match config.connect(tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            client
-        }
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {:?}: {e}\n\
-             The dk-providers PostgreSQL tests need the local PostgreSQL service (127.0.0.1:5432, trust auth, user postgres, database test).\n\
-             Start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or point DK_TEST_PG_URL at a server.",
-            pg_url()
-        ),
-    }
+    dk_test_support::connect(&pg_url()).await
 }
 
 async fn provider() -> PgProvider {
@@ -72,53 +49,6 @@ async fn provider() -> PgProvider {
     match PgProvider::connect(&store()).await {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
-    }
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A uniquely named schema, dropped (CASCADE) when the guard is dropped, even on panic.
-struct TestSchema {
-    name: String,
-}
-
-impl TestSchema {
-    fn new() -> TestSchema {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        TestSchema {
-            name: format!("dk_pg_{}_{n}", std::process::id()),
-        }
-    }
-}
-
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(config) = pg_url().parse::<tokio_postgres::Config>() else {
-                    return;
-                };
-                let Ok((client, conn)) = config.connect(tokio_postgres::NoTls).await else {
-                    return;
-                };
-                let task = tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                let _ = client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                    .await;
-                drop(client);
-                let _ = task.await;
-            });
-        });
-        let _ = handle.join();
     }
 }
 
@@ -241,7 +171,7 @@ async fn ensure_schema(p: &PgProvider, schema: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_logical_type_round_trips() {
-    let s = TestSchema::new();
+    let s = TestSchema::named("dk_pg");
     let p = provider().await;
     ensure_schema(&p, &s.name).await;
     let types = [
@@ -332,7 +262,7 @@ async fn every_logical_type_round_trips() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_table_change_kind_applies() {
-    let s = TestSchema::new();
+    let s = TestSchema::named("dk_pg");
     let p = provider().await;
     ensure_schema(&p, &s.name).await;
     let name = "orders";
@@ -524,7 +454,7 @@ async fn every_table_change_kind_applies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_change_kind_applies() {
-    let s = TestSchema::new();
+    let s = TestSchema::named("dk_pg");
     let p = provider().await;
     ensure_schema(&p, &s.name).await;
     let src = table(
@@ -702,7 +632,7 @@ async fn every_view_change_kind_applies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destructive_changes_are_measured() {
-    let s = TestSchema::new();
+    let s = TestSchema::named("dk_pg");
     let p = provider().await;
     let db = admin().await;
     ensure_schema(&p, &s.name).await;
@@ -873,7 +803,7 @@ async fn destructive_changes_are_measured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_is_bulk() {
-    let s = TestSchema::new();
+    let s = TestSchema::named("dk_pg");
     let p = provider().await;
     let db = admin().await;
     db.batch_execute(&format!(
@@ -943,7 +873,7 @@ async fn refresh_is_bulk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_made_outside_dk_show_as_drift() {
-    let s = TestSchema::new();
+    let s = TestSchema::named("dk_pg");
     let p = provider().await;
     let db = admin().await;
     ensure_schema(&p, &s.name).await;
@@ -1073,7 +1003,7 @@ async fn changes_made_outside_dk_show_as_drift() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_types_without_logical_type_are_never_hidden() {
-    let s = TestSchema::new();
+    let s = TestSchema::named("dk_pg");
     let p = provider().await;
     let db = admin().await;
     ensure_schema(&p, &s.name).await;
@@ -1293,7 +1223,7 @@ spec: {tier: dev}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "creates 10,000 tables; run with --ignored"]
 async fn refresh_ten_thousand_tables() {
-    let s = TestSchema::new();
+    let s = TestSchema::named("dk_pg");
     let p = provider().await;
     let db = admin().await;
     let t0 = Instant::now();

@@ -3,7 +3,6 @@
 //! lines) — on the real PostgreSQL (`DK_TEST_PG_URL`, default 127.0.0.1:5432 user postgres) and
 //! temporary DuckDB files.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -16,15 +15,9 @@ use dk_env::ResolvedStore;
 use dk_providers::model::LogicalType;
 use dk_runtime::dataplane::schema::{arrow_schema, DeclaredColumn};
 use dk_runtime::dataplane::{BatchStream, DataPlane, FileFormat, ScanOptions, Target, WriteMode};
+use dk_test_support::{pg_unreachable, pg_url, unique_name};
 use indexmap::IndexMap;
 use serde_json::json;
-
-static N: AtomicUsize = AtomicUsize::new(0);
-
-fn base_url() -> String {
-    std::env::var("DK_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
-}
 
 fn store(name: &str, ty: &str, connection: serde_json::Value) -> ResolvedStore {
     let connection: IndexMap<String, serde_json::Value> =
@@ -48,17 +41,11 @@ struct PgSchema {
 
 impl PgSchema {
     async fn new() -> PgSchema {
-        let s = store("pg", "postgres", json!({ "connection_string": base_url() }));
+        let s = store("pg", "postgres", json!({ "connection_string": pg_url() }));
         let plane = DataPlane::connect(&s, std::path::Path::new("."))
             .await
-            .unwrap_or_else(|e| {
-                panic!("PostgreSQL at 127.0.0.1:5432 is unreachable ({e}); start it with `bash scripts/services.sh` or set DK_TEST_PG_URL")
-            });
-        let schema = format!(
-            "dk_dp_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
+            .unwrap_or_else(|e| pg_unreachable(e));
+        let schema = unique_name("dk_dp");
         plane
             .execute(&format!(
                 "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"

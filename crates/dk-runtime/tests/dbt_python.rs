@@ -8,26 +8,11 @@
 //! one database per test, dropped afterwards.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dk_runtime::{dbt, lineage, python};
+use dk_test_support::{dbt_path, pg, pg_conninfo, TestDb};
 use indexmap::IndexMap;
-
-const VENV_DBT: &str = "/var/tmp/dk-dbt-venv/bin/dbt";
-
-/// The dbt executable for the tests; fails (never skips) when it is missing.
-fn dbt_path() -> PathBuf {
-    let p = std::env::var_os("DK_DBT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(VENV_DBT));
-    assert!(
-        p.is_file(),
-        "dbt is not installed at {} (DK_DBT or {VENV_DBT}): run `bash scripts/dbt-venv.sh` and export DK_DBT=<the path it prints>",
-        p.display()
-    );
-    p
-}
 
 /// Sets DK_DBT / DK_PYTHON for the runtimes (same value for every test, so concurrent setting
 /// is harmless).
@@ -276,74 +261,6 @@ fn process_error_with(var: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
-fn pg_base() -> String {
-    std::env::var("DK_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
-}
-
-fn pg_conninfo(db: &str) -> String {
-    pg_base()
-        .split_whitespace()
-        .filter(|kv| !kv.starts_with("dbname="))
-        .chain(std::iter::once(format!("dbname={db}").as_str()))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn pg(db: &str, sql: &str) -> Vec<Vec<Option<String>>> {
-    rt().block_on(async {
-        let (client, conn) = match tokio_postgres::connect(&pg_conninfo(db), tokio_postgres::NoTls).await {
-            Ok(c) => c,
-            Err(e) => panic!(
-                "PostgreSQL at {} is unreachable ({e}); start it with `bash scripts/services.sh` (or `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) or set DK_TEST_PG_URL",
-                pg_base()
-            ),
-        };
-        tokio::spawn(conn);
-        let msgs = client
-            .simple_query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        msgs.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .collect()
-    })
-}
-
-/// A database of its own, dropped on drop.
-struct TestDb(String);
-
-impl TestDb {
-    fn new() -> TestDb {
-        let name = format!(
-            "dk_dbt_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        pg("test", &format!("DROP DATABASE IF EXISTS {name}"));
-        pg("test", &format!("CREATE DATABASE {name}"));
-        TestDb(name)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| {
-            pg(
-                "test",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
-            )
-        });
-    }
-}
-
 fn pg_vars(db: &str) -> IndexMap<String, String> {
     let cfg: tokio_postgres::Config = pg_conninfo(db).parse().unwrap();
     let host = match cfg.get_hosts().first() {
@@ -373,7 +290,7 @@ fn pg_vars(db: &str) -> IndexMap<String, String> {
 #[test]
 fn dbt_builds_models_and_tests_on_postgres() {
     use_venv();
-    let db = TestDb::new();
+    let db = TestDb::new("dbt");
     pg(
         &db.0,
         "create schema raw; create table raw.orders (id integer, customer text, amount double precision);

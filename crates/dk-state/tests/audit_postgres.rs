@@ -4,14 +4,15 @@
 
 mod common;
 
-use common::{pg_url, require_pg, TestSchema};
+use common::{require_pg, test_schema};
 use dk_state::{AuditEntry, Backend, BackendConfig};
+use dk_test_support::pg_url;
 use serde_json::json;
 
 #[tokio::test]
 async fn audit_approvals_and_snapshots_round_trip() {
     require_pg().await;
-    let schema = TestSchema::new();
+    let schema = test_schema();
     let cfg = BackendConfig::postgres(pg_url(), Some(&schema.name));
     let prod = Backend::open(&cfg, "shop", "prod")
         .await

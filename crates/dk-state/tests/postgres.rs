@@ -6,11 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{child_role, park, pg_url, require_pg, ChildProc, TestSchema};
+use common::{child_role, park, require_pg, test_schema, ChildProc};
 use dk_state::{
     Backend, BackendConfig, PgBackend, ResourceState, ResourceStatus, SecretRef, StateDocument,
     StateError,
 };
+use dk_test_support::{pg_url, TestSchema};
 
 const SCHEMA_VAR: &str = "DK_STATE_TEST_SCHEMA";
 
@@ -51,7 +52,7 @@ fn child_helper() {
 
 #[tokio::test]
 async fn writes_are_compare_and_swap_and_every_serial_is_kept() {
-    let schema = TestSchema::new();
+    let schema = test_schema();
     let b = open(&schema, "dev").await;
     assert!(b.read_latest().await.expect("read").is_none());
     assert!(b.history().await.expect("history").is_empty());
@@ -145,7 +146,7 @@ async fn writes_are_compare_and_swap_and_every_serial_is_kept() {
 
 #[tokio::test]
 async fn racing_writers_one_wins_the_other_is_stale() {
-    let schema = TestSchema::new();
+    let schema = test_schema();
     let a = open(&schema, "dev").await;
     let b = open(&schema, "dev").await;
     let doc = StateDocument::new("shop", "dev");
@@ -167,7 +168,7 @@ async fn racing_writers_one_wins_the_other_is_stale() {
 
 #[tokio::test]
 async fn second_locker_fails_fast_naming_the_holder() {
-    let schema = TestSchema::new();
+    let schema = test_schema();
     let b = open(&schema, "dev").await;
     let guard = b.lock("apply").await.expect("lock");
     let info = guard.info().clone();
@@ -211,7 +212,7 @@ async fn second_locker_fails_fast_naming_the_holder() {
 
 #[tokio::test]
 async fn heartbeat_renews_the_lease() {
-    let schema = TestSchema::new();
+    let schema = test_schema();
     let mut b = open(&schema, "dev").await;
     b.set_lease(Duration::from_secs(3), Duration::from_millis(300));
     let guard = b.lock("apply").await.expect("lock");
@@ -230,7 +231,7 @@ async fn heartbeat_renews_the_lease() {
 
 #[tokio::test]
 async fn force_unlock_terminates_the_holder_session() {
-    let schema = TestSchema::new();
+    let schema = test_schema();
     let b = open(&schema, "dev").await;
     let mut holder_backend = open(&schema, "dev").await;
     holder_backend.set_lease(Duration::from_secs(3), Duration::from_millis(200));
@@ -268,7 +269,7 @@ async fn lock_with_retry(b: &PgBackend) -> dk_state::PgLockGuard {
 
 #[tokio::test]
 async fn lock_of_a_killed_process_does_not_block_the_next_run() {
-    let schema = TestSchema::new();
+    let schema = test_schema();
     let b = open(&schema, "dev").await; // creates the schema before the child uses it
     let mut child = ChildProc::spawn("lock", &[(SCHEMA_VAR, &schema.name)]);
     let child_id = child.wait_for("LOCKED ");
@@ -301,7 +302,7 @@ async fn lock_of_a_killed_process_does_not_block_the_next_run() {
 #[tokio::test]
 async fn facade_opens_postgres_from_project_spec() {
     require_pg().await;
-    let schema = TestSchema::new();
+    let schema = test_schema();
     let spec = serde_json::json!({"type": "postgres", "url": pg_url(), "schema": schema.name});
     let config = BackendConfig::from_spec(Some(&spec), std::path::Path::new(".")).expect("config");
     let b = Backend::open(&config, "shop", "dev").await.expect("open");

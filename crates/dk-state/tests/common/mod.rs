@@ -1,11 +1,10 @@
 //! Helpers of the dk-state integration tests: child processes (re-executing the test binary)
-//! and throw-away PostgreSQL schemas on the real local server.
+//! and throw-away PostgreSQL schemas on the real local server (those of dk-test-support).
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -90,79 +89,13 @@ pub fn park() -> ! {
     }
 }
 
-/// Connection string of the test server.
-pub fn pg_url() -> String {
-    std::env::var("DK_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".to_string())
-}
-
 /// Fails the test (never skips) when the server is unreachable, saying how to start it.
 pub async fn require_pg() {
-    let url = pg_url();
-    let config: tokio_postgres::Config = url
-        .parse()
-        .expect("DK_TEST_PG_URL is not a valid connection string");
-    let mut config = config;
-    config.connect_timeout(Duration::from_secs(5));
-    match config.connect(tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            drop(client);
-            let _ = conn.await;
-        }
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {url:?}: {e}\n\
-             The dk-state integration tests need the local PostgreSQL service (127.0.0.1:5432, trust auth, database test).\n\
-             Start it with `bash scripts/services.sh` or \
-             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
-             or point DK_TEST_PG_URL at a server."
-        ),
-    }
+    drop(dk_test_support::connect(&dk_test_support::pg_url()).await);
 }
 
-static SCHEMA_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A uniquely named schema, dropped (CASCADE) when this guard is dropped, even on panic.
-pub struct TestSchema {
-    pub name: String,
-}
-
-impl TestSchema {
-    pub fn new() -> TestSchema {
-        let n = SCHEMA_COUNTER.fetch_add(1, Ordering::SeqCst);
-        TestSchema {
-            name: format!("dk_state_test_{}_{n}", std::process::id()),
-        }
-    }
-}
-
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop from a fresh thread and runtime: this may run inside (or outside) a runtime.
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(config) = pg_url().parse::<tokio_postgres::Config>() else {
-                    return;
-                };
-                let Ok((client, conn)) = config.connect(tokio_postgres::NoTls).await else {
-                    return;
-                };
-                let task = tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                let _ = client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                    .await;
-                drop(client);
-                let _ = task.await;
-            });
-        });
-        let _ = handle.join();
-    }
+/// A uniquely named schema (`dk_state_test_<pid>_<n>`), dropped (CASCADE) when dropped, even on
+/// panic.
+pub fn test_schema() -> dk_test_support::TestSchema {
+    dk_test_support::TestSchema::named("dk_state_test")
 }
