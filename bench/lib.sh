@@ -92,10 +92,14 @@ median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "NaN"; else print (
 # PRE='shell' runs (untimed) before every run; OK_RC (default 0) lists the accepted exit codes.
 # The median wall seconds (date +%s%N around the command) go to $BENCH_TMP/NAME.median, the largest
 # peak RSS of the runs (the largest single process of the command) to $BENCH_TMP/NAME.rss (KiB).
+# Calling it again with the same NAME adds runs: `RUNS=1 measure …` in a loop over several commands
+# interleaves them, so that a drift in the machine's speed hits every command alike.
 measure() {
   local name=$1; shift
-  local i t0 t1 rc s rss walls=() maxrss=0
-  for i in $(seq "$RUNS"); do
+  local i t0 t1 rc s rss maxrss
+  maxrss=$(cat "$BENCH_TMP/$name.rss" 2>/dev/null || echo 0)
+  for _ in $(seq "$RUNS"); do
+    i=1; [[ -f $BENCH_TMP/$name.walls ]] && i=$(($(wc -l <"$BENCH_TMP/$name.walls") + 1))
     if [[ -n ${PRE:-} ]]; then eval "$PRE"; fi
     t0=$(now)
     rc=0; /usr/bin/time -v -o "$BENCH_TMP/$name.$i.time" "$@" >"$BENCH_TMP/$name.$i.out" 2>&1 || rc=$?
@@ -108,11 +112,11 @@ measure() {
     s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$BENCH_TMP/$name.$i.time")
     ((${rss:-0} > maxrss)) && maxrss=${rss:-0}
-    walls+=("$s")
+    echo "$s" >>"$BENCH_TMP/$name.walls"
     printf '  %-26s run %d: %8ss  %6d MB  (exit %d)\n' "$name" "$i" "$s" "$((${rss:-0} / 1024))" "$rc"
+    echo "$BENCH_TMP/$name.$i.out" >"$BENCH_TMP/$name.last"
   done
-  printf '%s\n' "${walls[@]}" | median >"$BENCH_TMP/$name.median"
-  echo "$BENCH_TMP/$name.$RUNS.out" >"$BENCH_TMP/$name.last"
+  median <"$BENCH_TMP/$name.walls" >"$BENCH_TMP/$name.median"
   echo "$maxrss" >"$BENCH_TMP/$name.rss"
 }
 med() { cat "$BENCH_TMP/$1.median"; }

@@ -133,15 +133,15 @@ echo "  dbt: $n_dbt tests"
 say "warming the page cache"
 warm "$DB" bench.events
 
-say "timing ($RUNS run(s) each)"
-cd "$P"
-measure dk_test "$DK" test -e bench
-cd "$D"
-measure dbt_test "$DBT" test --profiles-dir "$D"
-cd "$BENCH_TMP"
-measure count_scan psql "$DBURL" -XAtqc "SELECT count(*) FROM bench.events"
-measure fused_20 psql "$DBURL" -XAtq -f "$HERE/fused_checks.sql"
-measure fused_18_no_unique psql "$DBURL" -XAtq -f "$HERE/fused_checks_nounique.sql"
+say "timing: $RUNS round(s), each command once per round, in turn"
+for _ in $(seq "$RUNS"); do
+  cd "$P"; RUNS=1 measure dk_test "$DK" test -e bench
+  cd "$D"; RUNS=1 measure dbt_test "$DBT" test --profiles-dir "$D"
+  cd "$BENCH_TMP"
+  RUNS=1 measure count_scan psql "$DBURL" -XAtqc "SELECT count(*) FROM bench.events"
+  RUNS=1 measure fused_20 psql "$DBURL" -XAtq -f "$HERE/fused_checks.sql"
+  RUNS=1 measure fused_18_no_unique psql "$DBURL" -XAtq -f "$HERE/fused_checks_nounique.sql"
+done
 
 say "outcomes"
 (cd "$P" && "$DK" test -e bench -o json >"$BENCH_TMP/dk_test.json") || true
