@@ -28,10 +28,12 @@ PY=$(bench_python "dlt[duckdb,postgres,sql_database]==1.31.0" "pyarrow==26.0.1" 
 echo "dlt: $("$PY" -c 'import dlt, duckdb, pyarrow; print(f"dlt {dlt.__version__}, duckdb {duckdb.__version__}, pyarrow {pyarrow.__version__}")')"
 
 say "setup: $ROWS rows in $DB (bench.events)"
-# amount numeric(10,2), not the peers' unconstrained numeric: dk cannot read a numeric without a
-# precision ("column bench.events.amount has type numeric, which dk cannot read or write (no logical
-# type)"); dlt reads the same table
-events_ready "$DB" "$ROWS" "numeric(10,2)"
+# amount is the peers' numeric without precision (AMOUNT=numeric(10,2) for a constrained one); dk
+# reads it as its exact text and converts it to the DataSets' declared decimal(10,2)
+AMOUNT=${AMOUNT:-numeric}
+events_ready "$DB" "$ROWS" "$AMOUNT"
+# the DuckDB memory_limit of the second dk measurement (environment bench-capped)
+CAP=${CAP:-256MB}
 
 P=$BENCH_TMP/dk
 mkdir -p "$P/connector" "$P/store" "$P/environments" "$P/dataset" "$P/transforms/copy"
@@ -73,6 +75,15 @@ $API
 kind: Environment
 metadata: {name: bench}
 spec: {tier: dev}
+---
+$API
+kind: Environment
+metadata: {name: bench-capped}
+spec:
+  tier: dev
+  bindings:
+    warehouse:
+      connection: {path: $BENCH_TMP/dk.duckdb, memory_limit: $CAP}
 Y
 COLS='  schema:
     - {name: id, type: bigint, nullable: false}
@@ -118,6 +129,7 @@ warm "$DB" bench.events
 say "timing ($RUNS run(s) each; dk and dlt write a fresh DuckDB file every run)"
 measure copy_binary psql "$DBURL" -Xqc "\\copy (SELECT * FROM bench.events) TO '/dev/null' WITH (FORMAT binary)"
 PRE="rm -f '$BENCH_TMP'/dk.duckdb '$BENCH_TMP'/dk.duckdb.wal" measure dk_run "$DK" run -e bench --no-checks copy
+PRE="rm -f '$BENCH_TMP'/dk.duckdb '$BENCH_TMP'/dk.duckdb.wal" measure dk_run_capped "$DK" run -e bench-capped --no-checks copy
 measure dlt_pyarrow "$PY" "$HERE/dlt_sync.py" --dsn "postgresql+psycopg2://$PG_USER@$PG_HOST:$PG_PORT/$DB" \
   --schema bench --table events --duckdb "$BENCH_TMP/dlt.duckdb" --workdir "$BENCH_TMP/dlt" --backend pyarrow
 
@@ -134,7 +146,8 @@ rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN{printf "%.2f", n/s/1e6}'; }
 {
   echo "| measurement ($ROWS rows) | median s | M rows/s | peak RSS MB | dk run is |"
   echo "|---|---:|---:|---:|---|"
-  echo "| dk run (sync PostgreSQL → DuckDB), $("$DK" --version) | $dk_s | $(rate "$dk_s") | $(rss_mb dk_run) | |"
+  echo "| dk run (sync PostgreSQL → DuckDB), $("$DK" --version), DuckDB defaults | $dk_s | $(rate "$dk_s") | $(rss_mb dk_run) | |"
+  echo "| the same, DuckDB memory_limit $CAP (environment bench-capped) | $(med dk_run_capped) | $(rate "$(med dk_run_capped)") | $(rss_mb dk_run_capped) | |"
   echo "| dlt 1.31.0 sql_table backend=pyarrow → DuckDB | $dlt_s | $(rate "$dlt_s") | $(rss_mb dlt_pyarrow) | $(ratio "$dlt_s" "$dk_s" 1)× faster |"
   echo "| psql \\copy … (FORMAT binary) to /dev/null (floor) | $copy_s | $(rate "$copy_s") | $(rss_mb copy_binary) (client) | $(ratio "$copy_s" "$dk_s" 2 | awk '{printf "%.0f%%", $1 * 100}') of its speed |"
 } | tee "$BENCH_TMP/report.md"
@@ -142,4 +155,5 @@ echo
 echo "goals:"
 goal "dk run ≥ 3× faster than dlt (pyarrow)" "$(ratio "$dlt_s" "$dk_s" 1)" ge 3 "×"
 goal "dk run ≥ 50% of the COPY-binary speed" "$(awk -v c="$copy_s" -v d="$dk_s" 'BEGIN{printf "%.0f", c*100/d}')" ge 50 "%"
-goal "dk peak RSS" "$(rss_mb dk_run)" le 300 " MB"
+goal "dk peak RSS, DuckDB defaults" "$(rss_mb dk_run)" le 300 " MB"
+goal "dk peak RSS, DuckDB memory_limit $CAP" "$(rss_mb dk_run_capped)" le 300 " MB"

@@ -141,12 +141,16 @@ fn json(text: &str) -> serde_json::Value {
 
 /// (name, status, failing) of every check of one dataset in a `dk test -o json` document.
 fn results(doc: &serde_json::Value, dataset: &str) -> Vec<(String, String, u64)> {
-    doc["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|d| d["dataset"] == dataset)
-        .unwrap_or_else(|| panic!("no report for {dataset}: {doc}"))["results"]
+    results_with(doc, dataset, |r| r["failing"].as_u64().unwrap_or_default())
+}
+
+/// (name, status, `third(result)`) of every check of one dataset.
+fn results_with<T>(
+    doc: &serde_json::Value,
+    dataset: &str,
+    third: impl Fn(&serde_json::Value) -> T,
+) -> Vec<(String, String, T)> {
+    report(doc, dataset)["results"]
         .as_array()
         .expect("results")
         .iter()
@@ -154,7 +158,7 @@ fn results(doc: &serde_json::Value, dataset: &str) -> Vec<(String, String, u64)>
             (
                 r["name"].as_str().unwrap_or_default().to_string(),
                 r["status"].as_str().unwrap_or_default().to_string(),
-                r["failing"].as_u64().unwrap_or_default(),
+                third(r),
             )
         })
         .collect()
@@ -739,4 +743,136 @@ fn require_tests_accepts_skipped_checks_of_new_datasets_the_plan_creates() {
     assert_eq!(code, 8, "{out}{err}");
     assert!(out.contains("does not exist"), "{out}");
     assert!(!out.contains("SKIP"), "{out}");
+}
+
+/// Tables whose definitions guarantee some checks: `keyed` has a primary key, a NOT NULL column, a
+/// partial unique index (which guarantees nothing: `ref` has duplicates outside it) and a plain
+/// column; `all_keyed` declares only checks its definition guarantees.
+fn keyed_sql(schema: &str) -> String {
+    format!(
+        "CREATE TABLE {schema}.keyed (id BIGINT PRIMARY KEY, code VARCHAR NOT NULL, ref BIGINT, part BIGINT);
+         CREATE UNIQUE INDEX keyed_ref_positive ON {schema}.keyed (ref) WHERE ref > 0;
+         INSERT INTO {schema}.keyed VALUES (1, 'a', 1, 1), (2, 'b', -1, 2), (3, 'c', -1, NULL);
+         CREATE TABLE {schema}.all_keyed (id BIGINT PRIMARY KEY, code VARCHAR NOT NULL UNIQUE);
+         INSERT INTO {schema}.all_keyed VALUES (1, 'a'), (2, 'b');"
+    )
+}
+
+fn keyed_project(schema: &str) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, p) = project(schema);
+    fs::write(
+        p.join("dataset/keyed.yaml"),
+        format!(
+            "{HEAD}kind: DataSet\nmetadata: {{name: keyed}}\nspec:\n  store: warehouse\n  table: {schema}.keyed\n  external: true\n  schema:\n\
+    \x20   - {{name: id, type: bigint, checks: [not_null, unique, {{unique: {{where: \"code <> 'z'\"}}}}]}}\n\
+    \x20   - {{name: code, type: string, checks: [not_null, {{not_null: {{where: \"id > 1\"}}}}]}}\n\
+    \x20   - {{name: ref, type: bigint, checks: [unique]}}\n\
+    \x20   - {{name: part, type: bigint, checks: [{{not_null: {{severity: warn}}}}]}}\n\
+    ---\n{HEAD}kind: DataSet\nmetadata: {{name: all-keyed}}\nspec:\n  store: warehouse\n  table: {schema}.all_keyed\n  external: true\n  schema:\n\
+    \x20   - {{name: id, type: bigint, checks: [not_null, unique]}}\n\
+    \x20   - {{name: code, type: string, checks: [not_null, unique]}}\n"
+        ),
+    )
+    .unwrap();
+    (tmp, p)
+}
+
+/// (name, status, guaranteed_by) of every check of one dataset.
+fn guaranteed(doc: &serde_json::Value, dataset: &str) -> Vec<(String, String, Option<String>)> {
+    results_with(doc, dataset, |r| {
+        r["guaranteed_by"].as_str().map(str::to_string)
+    })
+}
+
+fn assert_guarantees(doc: &serde_json::Value, pk: &str, code_unique: &str) {
+    let g = |s: &str| Some(s.to_string());
+    let row = |n: &str, st: &str, by: Option<String>| (n.to_string(), st.to_string(), by);
+    assert_eq!(
+        guaranteed(doc, "keyed"),
+        vec![
+            row("not_null(id)", "pass", g("NOT NULL")),
+            row("unique(id)", "pass", g(pk)),
+            row("unique(id)#2", "pass", g(pk)),
+            row("not_null(code)", "pass", g("NOT NULL")),
+            row("not_null(code)#2", "pass", g("NOT NULL")),
+            // A partial unique index proves nothing about the rows outside it.
+            row("unique(ref)", "fail", None),
+            row("not_null(part)", "fail", None),
+        ],
+        "{doc:#}"
+    );
+    // The scanned checks still run as one statement (+ one for the samples of the failures).
+    assert_eq!(report(doc, "keyed")["queries"], 2, "{doc:#}");
+    assert_eq!(report(doc, "keyed")["rows"], 3, "{doc:#}");
+    assert_eq!(
+        guaranteed(doc, "all-keyed"),
+        vec![
+            row("not_null(id)", "pass", g("NOT NULL")),
+            row(
+                "unique(id)",
+                "pass",
+                g(pk.replace("keyed", "all_keyed").as_str())
+            ),
+            row("not_null(code)", "pass", g("NOT NULL")),
+            row("unique(code)", "pass", g(code_unique)),
+        ],
+        "{doc:#}"
+    );
+    // Everything guaranteed: the table is not read at all.
+    assert_eq!(report(doc, "all-keyed")["queries"], 0, "{doc:#}");
+}
+
+#[test]
+fn duckdb_checks_guaranteed_by_keys_and_not_null_are_not_scanned() {
+    let (_tmp, p) = keyed_project("main");
+    fs::create_dir_all(p.join(".dk")).unwrap();
+    let conn = duckdb::Connection::open(p.join(".dk/wh.duckdb")).expect("open duckdb");
+    // DuckDB has no partial indexes: `ref` gets no index at all.
+    conn.execute_batch(&keyed_sql("main").replace(
+        "CREATE UNIQUE INDEX keyed_ref_positive ON main.keyed (ref) WHERE ref > 0;",
+        "",
+    ))
+    .expect("load duckdb fixture");
+    drop(conn);
+    let (code, out, err) = dk_in(
+        &p,
+        &["test", "-e", "dev", "keyed", "all-keyed", "-o", "json"],
+    );
+    assert_eq!(code, 8, "unique(ref) fails: {out}{err}");
+    assert_guarantees(&json(&out), "PRIMARY KEY (id)", "UNIQUE (code)");
+    let (_, out, _) = dk_in(&p, &["test", "-e", "dev", "all-keyed"]);
+    assert!(
+        out.contains("unique(id)      guaranteed by PRIMARY KEY (id)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn postgres_checks_guaranteed_by_keys_and_not_null_are_not_scanned() {
+    let schema = TestSchema::create("dk_test");
+    let (_tmp, p) = keyed_project(&schema.name);
+    pg(&keyed_sql(&schema.name));
+    // Building the indexes scanned the table; count from here (the fixture's session has ended,
+    // so its statistics are flushed).
+    let seq_scans = || {
+        pg(&format!(
+            "SELECT seq_scan FROM pg_stat_user_tables WHERE schemaname = '{}' AND relname = 'all_keyed'",
+            schema.name
+        ))[0][0]
+            .clone()
+    };
+    let before = seq_scans();
+    let (code, out, err) = dk_in(
+        &p,
+        &["test", "-e", "prod", "keyed", "all-keyed", "-o", "json"],
+    );
+    assert_eq!(code, 8, "unique(ref) fails: {out}{err}");
+    assert_guarantees(
+        &json(&out),
+        "primary key keyed_pkey",
+        "unique index all_keyed_code_key",
+    );
+    // The fully guaranteed table is never scanned (dk's sessions have ended: flushed).
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert_eq!(seq_scans(), before, "all_keyed was scanned");
 }

@@ -186,30 +186,7 @@ impl DuckProvider {
                 ))
             }
         };
-        let threads = match store.connection.get("threads") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(
-                match v {
-                    serde_json::Value::Number(n) => n.as_i64(),
-                    serde_json::Value::String(s) => s.trim().parse::<i64>().ok(),
-                    _ => None,
-                }
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    config_err(format!(
-                        "connection.threads must be a positive integer, got {v}"
-                    ))
-                })?,
-            ),
-        };
-        let mut config = Config::default()
-            .enable_autoload_extension(false)
-            .map_err(|e| config_err(format!("cannot configure DuckDB: {e}")))?;
-        if let Some(n) = threads {
-            config = config
-                .threads(n)
-                .map_err(|e| config_err(format!("connection.threads {n}: {e}")))?;
-        }
+        let config = config_for(store)?;
         let connect_err = |location: &str, message: String| ProviderError::Connect {
             store: store.name.clone(),
             message: format!("DuckDB database {location}: {message}"),
@@ -622,6 +599,27 @@ impl DuckProvider {
         tx.commit()
             .map_err(|e| self.db_err(format!("{}: commit", change.address), e))
     }
+}
+
+/// The DuckDB configuration of a store: extension autoloading off, then
+/// [`crate::duckdb_settings`]. An
+/// option DuckDB does not know is an error naming it.
+pub fn config_for(store: &ResolvedStore) -> Result<Config> {
+    let config_err = |message: String| ProviderError::Config {
+        store: store.name.clone(),
+        message,
+    };
+    let mut config = Config::default()
+        .enable_autoload_extension(false)
+        .map_err(|e| config_err(format!("cannot configure DuckDB: {e}")))?;
+    for (k, v) in crate::duckdb_settings(store)? {
+        config = config.with(&k, &v).map_err(|e| {
+            config_err(format!(
+                "DuckDB option {k} = {v:?} in connection: {e} (see https://duckdb.org/docs/configuration/overview)"
+            ))
+        })?;
+    }
+    Ok(config)
 }
 
 /// `raw` relative to the project root unless absolute.

@@ -137,3 +137,55 @@ impl Provider {
         }
     }
 }
+
+/// The DuckDB settings of a store's connection, as `(option, value)`: `threads` and
+/// `memory_limit` (shorthands) and every entry of `settings` (any DuckDB configuration option:
+/// `memory_limit`, `temp_directory`, `preserve_insertion_order`, …). The one reading of these
+/// fields: the provider, the data plane and dbt's profile use it.
+pub fn duckdb_settings(store: &ResolvedStore) -> Result<Vec<(String, String)>> {
+    let config_err = |message: String| ProviderError::Config {
+        store: store.name.clone(),
+        message,
+    };
+    let scalar = |key: &str, v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Ok(s.trim().to_string()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        other => Err(config_err(format!(
+            "connection.{key} must be a string, number or boolean, got {other}"
+        ))),
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    if let Some(v) = store.connection.get("threads").filter(|v| !v.is_null()) {
+        let n = scalar("threads", v)?;
+        if !n.parse::<u64>().is_ok_and(|n| n > 0) {
+            return Err(config_err(format!(
+                "connection.threads must be a positive integer, got {v}"
+            )));
+        }
+        out.push(("threads".into(), n));
+    }
+    if let Some(v) = store
+        .connection
+        .get("memory_limit")
+        .filter(|v| !v.is_null())
+    {
+        out.push(("memory_limit".into(), scalar("memory_limit", v)?));
+    }
+    match store.connection.get("settings") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(map)) => {
+            for (k, v) in map {
+                let value = scalar(&format!("settings.{k}"), v)?;
+                out.retain(|(o, _)| o != k);
+                out.push((k.clone(), value));
+            }
+        }
+        Some(other) => {
+            return Err(config_err(format!(
+                "connection.settings must be a map of DuckDB options (e.g. {{memory_limit: 1GB}}), got {other}"
+            )))
+        }
+    }
+    Ok(out)
+}

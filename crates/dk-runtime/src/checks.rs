@@ -14,6 +14,10 @@
 //! * [`check_outputs`] — what `dk run` calls after a transform: its outputs' checks, with the
 //!   blocking (error-severity) failures.
 //!
+//! Checks the table's definition already enforces are not scanned: `not_null` on a `NOT NULL`
+//! column and `unique` on a column with its own unique index or key pass, saying what guarantees
+//! them ([`DataPlane::guarantees`], one catalog query per store).
+//!
 //! Semantics (documented in `docs/testing.md`): NULLs pass every row-level check but `not_null`;
 //! `unique` counts the rows beyond the first of each duplicated value; `range` bounds are
 //! inclusive; `regex` is a search (anchor with `^…$` for a full match); `expression` fails the rows
@@ -22,15 +26,16 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use arrow::array::{Array, RecordBatch, StringArray};
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
 use dk_env::ResolvedProject;
 use dk_manifest::loader::ProjectModel;
 use dk_manifest::model::{Check, CheckArgs, DataSet, Kind};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::dataplane::{quote_ident, quote_literal, DataPlane, Dialect, Target};
+use crate::dataplane::{
+    quote_ident, quote_literal, text_column, DataPlane, Dialect, Guarantees, Target,
+};
 use crate::error::{Result, RuntimeError};
 
 /// Sample failing rows read per failing check unless told otherwise.
@@ -124,6 +129,10 @@ pub struct CheckSpec {
     /// Why this check cannot run (reported as an error result instead of running).
     #[serde(skip)]
     pub problem: Option<String>,
+    /// What in the table's definition makes this check pass without a scan (`NOT NULL`,
+    /// `unique index events_id_key`); set by [`run_table_checks`] from the store's catalog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guaranteed_by: Option<String>,
 }
 
 /// The checks of one DataSet and where its data is.
@@ -250,6 +259,7 @@ pub fn plan_dataset(
                 problem: Some(format!(
                     "unknown check `{kind_name}` (run `dk lint` for the list)"
                 )),
+                guaranteed_by: None,
             });
             continue;
         };
@@ -275,6 +285,7 @@ pub fn plan_dataset(
             location,
             parent: None,
             problem: None,
+            guaranteed_by: None,
         };
         spec.problem = problem(&spec);
         if kind == CheckKind::Relationships && spec.problem.is_none() {
@@ -482,7 +493,7 @@ pub fn fused_sql(relation: &str, checks: &[CheckSpec], dialect: Dialect) -> Stri
     let mut cols = vec!["count(*) AS \"__dk_rows\"".to_string()];
     let mut joins = String::new();
     for (i, s) in checks.iter().enumerate() {
-        if s.problem.is_some() {
+        if s.problem.is_some() || s.guaranteed_by.is_some() {
             continue;
         }
         let col = s
@@ -544,7 +555,7 @@ pub fn samples_sql(
         .iter()
         .filter_map(|&i| {
             let s = checks.get(i)?;
-            if !s.kind.is_row_level() || s.problem.is_some() {
+            if !s.kind.is_row_level() || s.problem.is_some() || s.guaranteed_by.is_some() {
                 return None;
             }
             let (join, pred) = match s.kind {
@@ -578,22 +589,6 @@ pub fn samples_sql(
     (!branches.is_empty()).then(|| branches.join(" UNION ALL "))
 }
 
-/// Every value of a result column as text (`None` for NULL), whatever its Arrow type.
-fn text_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
-    let idx = batch.schema().index_of(name).map_err(|e| {
-        RuntimeError::Internal(format!("check query result has no column {name}: {e}"))
-    })?;
-    let arr = arrow::compute::cast(batch.column(idx), &DataType::Utf8)
-        .map_err(|e| RuntimeError::Internal(format!("check result column {name}: {e}")))?;
-    let s = arr
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| RuntimeError::Internal(format!("check result column {name} is not text")))?;
-    Ok((0..s.len())
-        .map(|r| (!s.is_null(r)).then(|| s.value(r).to_string()))
-        .collect())
-}
-
 fn first_text(batches: &[RecordBatch], name: &str) -> Result<Option<String>> {
     for b in batches {
         if b.num_rows() > 0 {
@@ -601,6 +596,32 @@ fn first_text(batches: &[RecordBatch], name: &str) -> Result<Option<String>> {
         }
     }
     Ok(None)
+}
+
+/// What in the table's definition makes the check pass, if anything.
+fn guaranteed_by(s: &CheckSpec, g: &Guarantees) -> Option<String> {
+    let col = s.column.as_deref()?;
+    match s.kind {
+        CheckKind::NotNull if g.not_null.contains(col) => Some("NOT NULL".to_string()),
+        CheckKind::Unique => g.unique.get(col).cloned(),
+        _ => None,
+    }
+}
+
+/// The result of a check that is not part of the scan: its problem, or a pass guaranteed by the
+/// table's definition.
+fn unscanned_result(s: &CheckSpec) -> CheckResult {
+    match (&s.problem, &s.guaranteed_by) {
+        (Some(p), _) => error_result(s, p.clone()),
+        (None, g) => CheckResult {
+            spec: s.clone(),
+            status: CheckStatus::Pass,
+            failing: 0,
+            observed: g.as_ref().map(|g| format!("guaranteed by {g}")),
+            message: String::new(),
+            samples: Vec::new(),
+        },
+    }
 }
 
 fn error_result(spec: &CheckSpec, message: String) -> CheckResult {
@@ -641,12 +662,26 @@ pub fn skipped_report(tc: &TableChecks, reason: &str) -> DatasetReport {
 
 /// Runs the checks of one DataSet on its store: one fused statement, plus one statement for the
 /// samples of failing row-level checks when `sample_limit > 0`.
+///
+/// `guarantees` — what the table's definition enforces ([`DataPlane::guarantees`], fetched by the
+/// caller for all its tables at once): a `not_null` check on a `NOT NULL` column and a `unique`
+/// check (with or without `where`: a subset of unique values is unique) on a column with its own
+/// unique index or key pass without being part of the scan; their results say what guarantees
+/// them. When every check is guaranteed, no statement runs.
 pub async fn run_table_checks(
     plane: &DataPlane,
     tc: &TableChecks,
+    guarantees: Option<&Guarantees>,
     sample_limit: usize,
 ) -> DatasetReport {
     let started = Instant::now();
+    let mut checks = tc.checks.clone();
+    if let Some(g) = guarantees {
+        for s in checks.iter_mut().filter(|s| s.problem.is_none()) {
+            s.guaranteed_by = guaranteed_by(s, g);
+        }
+    }
+    let checks = checks;
     let mut report = DatasetReport {
         dataset: tc.dataset.clone(),
         store: tc.store.clone(),
@@ -657,8 +692,7 @@ pub async fn run_table_checks(
         results: Vec::new(),
     };
     let all_error = |report: &mut DatasetReport, msg: &str| {
-        report.results = tc
-            .checks
+        report.results = checks
             .iter()
             .map(|s| error_result(s, s.problem.clone().unwrap_or_else(|| msg.to_string())))
             .collect();
@@ -686,7 +720,15 @@ pub async fn run_table_checks(
         }
     };
     let dialect = plane.dialect();
-    let sql = fused_sql(&relation, &tc.checks, dialect);
+    if checks
+        .iter()
+        .all(|s| s.problem.is_some() || s.guaranteed_by.is_some())
+    {
+        report.results = checks.iter().map(unscanned_result).collect();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return report;
+    }
+    let sql = fused_sql(&relation, &checks, dialect);
     report.queries += 1;
     let batches = match plane.query(&sql).await {
         Ok(s) => s.collect().await,
@@ -715,9 +757,9 @@ pub async fn run_table_checks(
         .flatten()
         .and_then(|v| v.parse().ok());
     let mut failing_rows = Vec::new();
-    for (i, s) in tc.checks.iter().enumerate() {
-        if let Some(p) = &s.problem {
-            report.results.push(error_result(s, p.clone()));
+    for (i, s) in checks.iter().enumerate() {
+        if s.problem.is_some() || s.guaranteed_by.is_some() {
+            report.results.push(unscanned_result(s));
             continue;
         }
         let value = match first_text(&batches, &format!("c{i}")) {
@@ -734,8 +776,7 @@ pub async fn run_table_checks(
         report.results.push(r);
     }
     if sample_limit > 0 {
-        if let Some(sql) = samples_sql(&relation, &tc.checks, &failing_rows, sample_limit, dialect)
-        {
+        if let Some(sql) = samples_sql(&relation, &checks, &failing_rows, sample_limit, dialect) {
             report.queries += 1;
             let got = match plane.query(&sql).await {
                 Ok(s) => s.collect().await,
@@ -894,7 +935,7 @@ pub async fn check_outputs(
     let Some(dk_manifest::model::Manifest::Transform(t)) = &tdoc.manifest else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::new();
+    let mut wanted = Vec::new();
     for r in &t.spec.outputs {
         for name in dk_manifest::refs::names(model, r) {
             let Some(tc) = plan_dataset(model, env, &name)? else {
@@ -903,8 +944,37 @@ pub async fn check_outputs(
             let plane = planes.get(&tc.store).ok_or_else(|| {
                 RuntimeError::Internal(format!("no data plane for store {}", tc.store))
             })?;
-            out.push(run_table_checks(plane, &tc, sample_limit).await);
+            wanted.push((plane, tc));
         }
+    }
+    // One catalog query per store for what the outputs' definitions guarantee.
+    let mut by_store: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+    for (plane, tc) in &wanted {
+        if let Target::Table { schema, name } = &tc.target {
+            by_store
+                .entry(plane.store())
+                .or_default()
+                .push((schema.clone(), name.clone()));
+        }
+    }
+    let mut guarantees = HashMap::new();
+    for (store, tables) in by_store {
+        if let Some(plane) = planes.get(store) {
+            // Without them every check is scanned: slower, same results.
+            if let Ok(g) = plane.guarantees(&tables).await {
+                guarantees.insert(store.to_string(), g);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (plane, tc) in &wanted {
+        let g = match &tc.target {
+            Target::Table { schema, name } => guarantees
+                .get(&tc.store)
+                .and_then(|m| m.get(&(schema.clone(), name.clone()))),
+            Target::Files { .. } => None,
+        };
+        out.push(run_table_checks(plane, tc, g, sample_limit).await);
     }
     Ok(out)
 }

@@ -203,12 +203,29 @@ pub fn profile_output(store: &ResolvedStore, schema: &str, project_root: &Path) 
             let path = process::store_path(store, project_root).ok_or_else(|| {
                 cfg_err("connection.path is missing: set it to the DuckDB file".into())
             })?;
-            Ok(json!({
+            let mut out = json!({
                 "type": "duckdb",
                 "path": path.display().to_string(),
                 "schema": schema,
                 "threads": 4,
-            }))
+            });
+            // The store's DuckDB options (`threads`, `memory_limit`, `settings`) as dbt-duckdb's.
+            let mut settings = serde_json::Map::new();
+            for (k, v) in dk_providers::duckdb_settings(store)
+                .map_err(|e| RuntimeError::Config(e.to_string()))?
+            {
+                if k == "threads" {
+                    if let Ok(n) = v.parse::<u64>() {
+                        out["threads"] = json!(n);
+                    }
+                } else {
+                    settings.insert(k, json!(v));
+                }
+            }
+            if !settings.is_empty() {
+                out["settings"] = Value::Object(settings);
+            }
+            Ok(out)
         }
         "postgres" | "postgresql" => {
             let cfg = dk_providers::postgres::config_for(store)?;
@@ -688,5 +705,30 @@ mod tests {
         assert!(nodes[1].failed());
         assert_eq!(nodes[2].status, "skipped");
         assert!(parse_run_results("{}").is_err());
+    }
+
+    #[test]
+    fn duckdb_profile_carries_the_store_settings() {
+        let connection: indexmap::IndexMap<String, Value> = serde_json::from_value(json!({
+            "path": "wh.duckdb", "threads": 2, "memory_limit": "1GB",
+            "settings": {"preserve_insertion_order": false}
+        }))
+        .unwrap();
+        let store = ResolvedStore {
+            name: "wh".into(),
+            connector: None,
+            connector_type: "duckdb".into(),
+            connection,
+            secrets: indexmap::IndexMap::new(),
+            bound: false,
+            file: std::sync::Arc::from("store/wh.yaml"),
+        };
+        let out = profile_output(&store, "main", Path::new("/p")).unwrap();
+        assert_eq!(out["threads"], 2);
+        assert_eq!(
+            out["settings"],
+            json!({"memory_limit": "1GB", "preserve_insertion_order": "false"})
+        );
+        assert_eq!(out["path"], "/p/wh.duckdb");
     }
 }

@@ -442,3 +442,233 @@ async fn files_write_and_read_csv_parquet_and_json_lines() {
         assert!(err.to_string().contains("cannot be merged"), "{err}");
     }
 }
+
+/// A `numeric` column without precision moves as its exact text both ways (read and COPY back),
+/// and converts to a declared decimal; transactions run on pooled connections, return each
+/// statement's count and name the statement that failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unconstrained_numeric_and_pooled_transactions() {
+    let pg = PgSchema::new().await;
+    let s = &pg.schema;
+    pg.plane
+        .execute(&format!(
+            "CREATE TABLE {s}.nums (id integer, v numeric);
+             INSERT INTO {s}.nums VALUES (1, 12345678901234567890.123456789), (2, -0.5), (3, NULL), (4, 100);
+             CREATE TABLE {s}.nums_copy (id integer, v numeric)"
+        ))
+        .await
+        .expect("fixture");
+    let src = Target::Table {
+        schema: s.clone(),
+        name: "nums".into(),
+    };
+    let rows = pg
+        .plane
+        .scan(&src, &ScanOptions::default())
+        .await
+        .expect("scan of a numeric without precision")
+        .collect()
+        .await
+        .expect("rows");
+    assert_eq!(
+        text(&rows),
+        vec![
+            vec!["1", "12345678901234567890.123456789"],
+            vec!["2", "-0.5"],
+            vec!["3", "∅"],
+            vec!["4", "100"],
+        ]
+    );
+    let col = |name: &str, ty: LogicalType| DeclaredColumn {
+        name: name.into(),
+        ty,
+        nullable: true,
+    };
+    let cols = vec![
+        col("id", LogicalType::Integer),
+        col("v", LogicalType::String),
+    ];
+    let as_decimal = vec![
+        col("id", LogicalType::Integer),
+        col("v", LogicalType::Decimal(30, 9)),
+    ];
+    let dst = Target::Table {
+        schema: s.clone(),
+        name: "nums_copy".into(),
+    };
+    let stream_again = pg
+        .plane
+        .scan(&src, &ScanOptions::default())
+        .await
+        .expect("scan");
+    let w = pg
+        .plane
+        .write(&dst, stream_again, &WriteMode::Overwrite, &cols)
+        .await
+        .expect("COPY into numeric");
+    assert_eq!(w.rows, 4);
+    assert_eq!(
+        count(
+            &pg.plane,
+            format!(
+                "SELECT count(*) FROM {s}.nums a JOIN {s}.nums_copy b ON a.id = b.id AND a.v IS NOT DISTINCT FROM b.v"
+            )
+        )
+        .await,
+        "4"
+    );
+    // Declared as decimal(30, 9): converted exactly.
+    let declared = pg
+        .plane
+        .scan(
+            &src,
+            &ScanOptions {
+                declared: as_decimal.clone(),
+                ..ScanOptions::default()
+            },
+        )
+        .await
+        .expect("declared scan")
+        .collect()
+        .await
+        .expect("rows");
+    let conformed: Vec<RecordBatch> = declared
+        .iter()
+        .map(|b| dk_runtime::dataplane::schema::conform(b, &as_decimal, "nums").expect("conform"))
+        .collect();
+    assert_eq!(text(&conformed)[0][1], "12345678901234567890.123456789");
+    // A value that is not a number is refused with the column named, and nothing is written.
+    let bad = RecordBatch::try_new(
+        arrow_schema(&cols),
+        vec![
+            Arc::new(Int32Array::from(vec![Some(9)])) as ArrayRef,
+            Arc::new(StringArray::from(vec![Some("1e5")])) as ArrayRef,
+        ],
+    )
+    .expect("batch");
+    let err = pg
+        .plane
+        .write(&dst, stream(vec![bad]), &WriteMode::Overwrite, &cols)
+        .await
+        .expect_err("not a decimal");
+    assert!(
+        err.to_string()
+            .contains("column v value \"1e5\" is not a decimal number"),
+        "{err}"
+    );
+    assert_eq!(
+        count(&pg.plane, format!("SELECT count(*) FROM {s}.nums_copy")).await,
+        "4"
+    );
+
+    // Transactions: counts per statement, one pooled connection reused (a plane of its own,
+    // named, so that its connections can be counted).
+    let app = unique_name("dk_pool");
+    let plane = DataPlane::connect(
+        &store(
+            "pg",
+            "postgres",
+            json!({ "connection_string": format!("{} application_name={app}", pg_url()) }),
+        ),
+        std::path::Path::new("."),
+    )
+    .await
+    .unwrap_or_else(|e| pg_unreachable(e));
+    for i in 0..20 {
+        let n = plane
+            .transaction(&[
+                format!("CREATE TABLE IF NOT EXISTS {s}.t (i int)"),
+                format!(
+                    "INSERT INTO {s}.t SELECT g FROM generate_series(1, {}) g -- trailing comment",
+                    i + 1
+                ),
+                format!("DELETE FROM {s}.t WHERE i > 1;"),
+            ])
+            .await
+            .expect("transaction");
+        assert_eq!(n, vec![0, i as u64 + 1, i as u64], "counts of round {i}");
+    }
+    let backends = count(
+        &pg.plane,
+        format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'"),
+    )
+    .await;
+    assert_eq!(
+        backends, "2",
+        "the plane's own connection and one pooled one"
+    );
+    let err = plane
+        .transaction(&[
+            format!("INSERT INTO {s}.t VALUES (100)"),
+            format!("INSERT INTO {s}.missing VALUES (1)"),
+        ])
+        .await
+        .expect_err("missing table");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("INSERT INTO {s}.missing")), "{msg}");
+    assert!(msg.contains("does not exist"), "{msg}");
+    assert_eq!(
+        count(
+            &pg.plane,
+            format!("SELECT count(*) FROM {s}.t WHERE i = 100")
+        )
+        .await,
+        "0",
+        "the failed transaction was rolled back"
+    );
+    // The pool still works after a failed transaction (its connection was dropped).
+    plane
+        .transaction(&[format!("INSERT INTO {s}.t VALUES (7)")])
+        .await
+        .expect("after failure");
+    pg.drop_schema().await;
+}
+
+/// DuckDB options of the store's connection (`threads`, `memory_limit`, `settings`) configure the
+/// database the data plane opens; an option DuckDB does not know is an error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duckdb_store_settings_configure_the_database() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = store(
+        "wh",
+        "duckdb",
+        json!({"path": "s.duckdb", "threads": 1, "settings": {"memory_limit": "300MB", "preserve_insertion_order": false}}),
+    );
+    let plane = DataPlane::connect(&s, tmp.path()).await.expect("duckdb");
+    let got = plane
+        .query("SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m, current_setting('preserve_insertion_order') AS p")
+        .await
+        .expect("query")
+        .collect()
+        .await
+        .expect("rows");
+    let row = &text(&got)[0];
+    assert_eq!(row[0], "1");
+    assert!(
+        row[1].starts_with("286") || row[1].starts_with("300"),
+        "{row:?}"
+    );
+    assert_eq!(row[2], "false");
+    let bad = store(
+        "wh2",
+        "duckdb",
+        json!({"path": "t.duckdb", "settings": {"no_such_option": 1}}),
+    );
+    let err = DataPlane::connect(&bad, tmp.path())
+        .await
+        .expect_err("unknown option");
+    assert!(err.to_string().contains("no_such_option"), "{err}");
+    let bad = store(
+        "wh3",
+        "duckdb",
+        json!({"path": "u.duckdb", "settings": [1]}),
+    );
+    let err = DataPlane::connect(&bad, tmp.path())
+        .await
+        .expect_err("not a map");
+    assert!(
+        err.to_string()
+            .contains("connection.settings must be a map"),
+        "{err}"
+    );
+}

@@ -27,27 +27,29 @@ fn instances() -> &'static Mutex<HashMap<PathBuf, Connection>> {
 /// A DuckDB store.
 pub struct DuckPlane {
     pub(crate) store: String,
+    /// The store as resolved (its settings configure the instance when it is reopened).
+    resolved: Box<ResolvedStore>,
     /// The connection operations clone; `None` after [`DuckPlane::release`] until the next use.
     root: Mutex<Option<Connection>>,
     /// The database file (`None` for `:memory:`) and its registry key.
     file: Option<(PathBuf, PathBuf)>,
 }
 
-fn duck_config(store: &str) -> Result<Config> {
-    Config::default()
-        .enable_autoload_extension(false)
-        .map_err(|e| RuntimeError::db(store, "configure DuckDB", e))
+/// The store's DuckDB configuration (the provider's: `threads`, `memory_limit`, `settings`).
+fn duck_config(store: &ResolvedStore) -> Result<Config> {
+    dk_providers::duckdb::config_for(store).map_err(|e| RuntimeError::Config(e.to_string()))
 }
 
 /// A connection to the process-wide instance of `path` (opened when there is none).
-fn shared_connection(store: &str, path: &Path, key: &Path) -> Result<Connection> {
+fn shared_connection(rs: &ResolvedStore, path: &Path, key: &Path) -> Result<Connection> {
+    let store = rs.name.as_str();
     let mut map = instances().lock().unwrap_or_else(|p| p.into_inner());
     match map.get(key) {
         Some(c) => c
             .try_clone()
             .map_err(|e| RuntimeError::db(store, "clone connection", e)),
         None => {
-            let c = Connection::open_with_flags(path, duck_config(store)?).map_err(|e| {
+            let c = Connection::open_with_flags(path, duck_config(rs)?).map_err(|e| {
                 RuntimeError::db(store, format!("open DuckDB database {}", path.display()), e)
             })?;
             let clone = c
@@ -71,10 +73,11 @@ impl DuckPlane {
             }
         };
         if raw == ":memory:" {
-            let conn = Connection::open_in_memory_with_flags(duck_config(&store.name)?)
+            let conn = Connection::open_in_memory_with_flags(duck_config(store)?)
                 .map_err(|e| RuntimeError::db(&store.name, "open :memory:", e))?;
             return Ok(DuckPlane {
                 store: store.name.clone(),
+                resolved: Box::new(store.clone()),
                 root: Mutex::new(Some(conn)),
                 file: None,
             });
@@ -89,9 +92,10 @@ impl DuckPlane {
             .and_then(|p| p.canonicalize().ok())
             .and_then(|p| path.file_name().map(|n| p.join(n)))
             .unwrap_or_else(|| path.clone());
-        let conn = shared_connection(&store.name, &path, &key)?;
+        let conn = shared_connection(store, &path, &key)?;
         Ok(DuckPlane {
             store: store.name.clone(),
+            resolved: Box::new(store.clone()),
             root: Mutex::new(Some(conn)),
             file: Some((path, key)),
         })
@@ -101,7 +105,7 @@ impl DuckPlane {
         let mut root = self.root.lock().unwrap_or_else(|p| p.into_inner());
         if root.is_none() {
             if let Some((path, key)) = &self.file {
-                *root = Some(shared_connection(&self.store, path, key)?);
+                *root = Some(shared_connection(&self.resolved, path, key)?);
             }
         }
         match root.as_ref() {

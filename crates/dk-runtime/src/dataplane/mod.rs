@@ -19,6 +19,9 @@
 //!   (then the count is 0).
 //! * [`DataPlane::scan`]`(target, options)` → a [`BatchStream`] of a table or of the files under
 //!   a prefix, optionally only the rows whose cursor column is greater than a value.
+//! * [`DataPlane::guarantees`]`(tables)` → what the tables' definitions enforce (NOT NULL
+//!   columns, single-column unique indexes and keys), one catalog query for all of them; the data
+//!   checks use it to pass `not_null`/`unique` without scanning.
 //! * [`DataPlane::write`]`(target, stream, mode)` → rows written, with [`WriteMode`] append,
 //!   overwrite (atomic: readers see the old or the new content) or merge on key columns (rows with
 //!   a key already present replace the old ones). Batches are conformed to the target's columns
@@ -34,10 +37,11 @@ mod pg;
 pub mod pgcopy;
 pub mod schema;
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, SchemaRef};
 use dk_env::ResolvedStore;
 use dk_manifest::model::DataSet;
 use tokio::sync::mpsc;
@@ -239,6 +243,34 @@ pub struct WriteReport {
     pub rows: u64,
 }
 
+/// What a table's definition enforces about its columns: checks these imply pass without a
+/// scan (see `checks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Guarantees {
+    /// Columns declared `NOT NULL`.
+    pub not_null: HashSet<String>,
+    /// Columns covered on their own by a valid unique index, unique constraint or primary key
+    /// (not partial, not on an expression) → what enforces it (`unique index events_id_key`).
+    pub unique: HashMap<String, String>,
+}
+
+/// Every value of a result column as text (`None` for NULL), whatever its Arrow type.
+pub fn text_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+    let idx = batch
+        .schema()
+        .index_of(name)
+        .map_err(|e| RuntimeError::Internal(format!("query result has no column {name}: {e}")))?;
+    let arr = arrow::compute::cast(batch.column(idx), &DataType::Utf8)
+        .map_err(|e| RuntimeError::Internal(format!("result column {name}: {e}")))?;
+    let s = arr
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| RuntimeError::Internal(format!("result column {name} is not text")))?;
+    Ok((0..s.len())
+        .map(|r| (!s.is_null(r)).then(|| s.value(r).to_string()))
+        .collect())
+}
+
 /// SQL dialect of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -357,8 +389,9 @@ impl DataPlane {
         }
     }
 
-    /// Runs statements in one transaction on a connection of their own; returns each
-    /// statement's row count. Any failure rolls the whole transaction back.
+    /// Runs statements in one transaction on a connection of their own (PostgreSQL: an idle
+    /// pooled one, all statements in one round trip); returns each statement's row count. Any
+    /// failure rolls the whole transaction back and names the statement.
     pub async fn transaction(&self, statements: &[String]) -> Result<Vec<u64>> {
         let statements: Vec<String> = statements
             .iter()
@@ -371,6 +404,78 @@ impl DataPlane {
             DataPlane::Postgres(p) => p.transaction(&statements).await,
             DataPlane::Files(_) => Err(self.no_sql()),
         }
+    }
+
+    /// What the definitions of these tables (`(schema, name)`) enforce, in one catalog query.
+    /// Tables that are missing, views and file stores have no entry.
+    pub async fn guarantees(
+        &self,
+        tables: &[(String, String)],
+    ) -> Result<HashMap<(String, String), Guarantees>> {
+        let mut out: HashMap<(String, String), Guarantees> = HashMap::new();
+        if tables.is_empty() {
+            return Ok(out);
+        }
+        let pairs = |s: &str, t: &str| {
+            tables
+                .iter()
+                .map(|(a, b)| {
+                    format!(
+                        "({s} = {} AND {t} = {})",
+                        quote_literal(a),
+                        quote_literal(b)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
+        let sql = match self.dialect() {
+            // A NOT NULL column, or the first (oldest-named, primary key first) valid unique
+            // index whose only key column it is, with no predicate and no expression.
+            Dialect::Postgres => format!(
+                "SELECT n.nspname::text AS s, c.relname::text AS t, a.attname::text AS col, \
+                   CASE WHEN a.attnotnull THEN 'NOT NULL' END AS nn, \
+                   (SELECT CASE WHEN x.indisprimary THEN 'primary key ' ELSE 'unique index ' END || i.relname::text \
+                      FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid \
+                     WHERE x.indrelid = c.oid AND x.indisunique AND x.indisvalid AND x.indnkeyatts = 1 \
+                       AND x.indkey[0] = a.attnum AND x.indpred IS NULL AND x.indexprs IS NULL \
+                     ORDER BY x.indisprimary DESC, i.relname LIMIT 1) AS uq \
+                 FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                 WHERE c.relkind IN ('r', 'p') AND ({})",
+                pairs("n.nspname", "c.relname")
+            ),
+            Dialect::DuckDb => format!(
+                "SELECT schema_name AS s, table_name AS t, constraint_column_names[1] AS col, \
+                   CASE WHEN constraint_type = 'NOT NULL' THEN 'NOT NULL' END AS nn, \
+                   CASE WHEN constraint_type <> 'NOT NULL' THEN constraint_type || ' (' || constraint_column_names[1] || ')' END AS uq \
+                 FROM duckdb_constraints() \
+                 WHERE database_name = current_database() \
+                   AND constraint_type IN ('NOT NULL', 'UNIQUE', 'PRIMARY KEY') \
+                   AND len(constraint_column_names) = 1 AND ({})",
+                pairs("schema_name", "table_name")
+            ),
+            Dialect::Files => return Ok(out),
+        };
+        for b in self.query(&sql).await?.collect().await? {
+            let col = |c: &str| text_column(&b, c);
+            let (ss, ts, cs, nns, uqs) =
+                (col("s")?, col("t")?, col("col")?, col("nn")?, col("uq")?);
+            for ((((s, t), c), nn), uq) in ss.into_iter().zip(ts).zip(cs).zip(nns).zip(uqs) {
+                let (Some(s), Some(t), Some(c)) = (s, t, c) else {
+                    continue;
+                };
+                let g = out.entry((s, t)).or_default();
+                if nn.is_some() {
+                    g.not_null.insert(c.clone());
+                }
+                if let Some(u) = uq {
+                    g.unique.entry(c).or_insert(u);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Whether a table (or view) exists.

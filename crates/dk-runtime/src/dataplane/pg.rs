@@ -2,6 +2,11 @@
 //! Arrow batches as the bytes arrive; writes are `COPY … FROM STDIN (FORMAT binary)` on a
 //! connection of their own inside one transaction (overwrite truncates first; merge copies into a
 //! temporary table, deletes the rows with matching keys, and inserts).
+//!
+//! Transactions and writes take a connection from the plane's idle pool (opened on first need,
+//! returned after a commit, dropped after an error), so a run of many transforms on one store
+//! opens as many connections as run at once, not one per transform. A transaction's statements go
+//! in one simple-protocol round trip (`BEGIN; …; COMMIT`).
 
 use futures_util::{pin_mut, SinkExt, StreamExt};
 use tokio_postgres::{Client, Config};
@@ -23,6 +28,8 @@ pub struct PgPlane {
     config: Config,
     target: String,
     client: Client,
+    /// Connections for transactions and writes, idle between uses.
+    idle: std::sync::Mutex<Vec<Client>>,
 }
 
 /// A new connection with the store's TLS settings (`sslmode`, `sslrootcert`).
@@ -47,7 +54,34 @@ impl PgPlane {
             config,
             target,
             client,
+            idle: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// An idle pooled connection, or a new one.
+    async fn checkout(&self) -> Result<Client> {
+        loop {
+            let reused = match self.idle.lock() {
+                Ok(mut idle) => idle.pop(),
+                Err(poisoned) => poisoned.into_inner().pop(),
+            };
+            match reused {
+                Some(c) if !c.is_closed() => return Ok(c),
+                Some(_) => continue,
+                None => return connect(&self.resolved, &self.config, &self.target).await,
+            }
+        }
+    }
+
+    /// Returns a connection that is outside any transaction to the idle pool.
+    fn checkin(&self, client: Client) {
+        if client.is_closed() {
+            return;
+        }
+        match self.idle.lock() {
+            Ok(mut idle) => idle.push(client),
+            Err(poisoned) => poisoned.into_inner().push(client),
+        }
     }
 
     fn err(&self, context: impl Into<String>, e: &tokio_postgres::Error) -> RuntimeError {
@@ -71,28 +105,72 @@ impl PgPlane {
         }
     }
 
+    /// Runs the statements in one transaction, in one round trip; returns each statement's row
+    /// count (0 for empty statements and DDL). A failure names the statement that failed.
     pub async fn transaction(&self, statements: &[String]) -> Result<Vec<u64>> {
-        let mut client = connect(&self.resolved, &self.config, &self.target).await?;
-        let tx = client
-            .transaction()
+        let body: Vec<(usize, &str)> = statements
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.trim().trim_end_matches(';').trim_end()))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        let mut counts = vec![0u64; statements.len()];
+        if body.is_empty() {
+            return Ok(counts);
+        }
+        // Each statement on lines of its own, so a trailing `--` comment cannot swallow the `;`.
+        let mut sql = String::from("BEGIN;\n");
+        for (_, s) in &body {
+            sql.push_str(s);
+            sql.push_str("\n;\n");
+        }
+        sql.push_str("COMMIT");
+        let client = self.checkout().await?;
+        let stream = client
+            .simple_query_raw(&sql)
             .await
             .map_err(|e| self.err("begin", &e))?;
-        let mut counts = Vec::with_capacity(statements.len());
-        for s in statements {
-            let n = tx.execute(s.as_str(), &[]).await.map_err(|e| {
-                let line = s
-                    .trim()
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(80)
-                    .collect::<String>();
-                self.err(line, &e)
-            })?;
-            counts.push(n);
+        pin_mut!(stream);
+        // Completed commands: BEGIN, then the statements, then COMMIT.
+        let mut done = 0usize;
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(tokio_postgres::SimpleQueryMessage::CommandComplete(n)) => {
+                    if let Some((i, _)) = done.checked_sub(1).and_then(|k| body.get(k)) {
+                        counts[*i] = n;
+                    }
+                    done += 1;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // The connection is left in an aborted transaction: drop it, not pool it.
+                    let what = match done.checked_sub(1).and_then(|k| body.get(k)) {
+                        Some((_, s)) => s
+                            .lines()
+                            .map(str::trim)
+                            .find(|l| !l.is_empty())
+                            .unwrap_or("")
+                            .chars()
+                            .take(80)
+                            .collect::<String>(),
+                        None if done == 0 => "begin".to_string(),
+                        None => "commit".to_string(),
+                    };
+                    return Err(self.err(what, &e));
+                }
+            }
         }
-        tx.commit().await.map_err(|e| self.err("commit", &e))?;
+        if done != body.len() + 2 {
+            return Err(RuntimeError::db(
+                &self.store,
+                "commit",
+                format!(
+                    "the server completed {done} of {} commands of the transaction",
+                    body.len() + 2
+                ),
+            ));
+        }
+        self.checkin(client);
         Ok(counts)
     }
 
@@ -123,7 +201,10 @@ impl PgPlane {
                 let n: String = r.get(0);
                 let native: String = r.get(1);
                 let notnull: bool = r.get(2);
-                let ty = dk_providers::postgres::logical_type(&native).ok_or_else(|| {
+                // A `numeric` without precision has no decimal(p,s): it moves as exact text.
+                let ty = dk_providers::postgres::logical_type(&native)
+                    .or_else(|| (native == "numeric").then_some(dk_providers::model::LogicalType::String))
+                    .ok_or_else(|| {
                     RuntimeError::Schema(format!(
                         "store {}: column {schema}.{name}.{n} has type {native}, which dk cannot read or write (no logical type); change the column or cast it in a view",
                         self.store
@@ -257,7 +338,7 @@ impl PgPlane {
                 Wire::of_logical(c.ty, native)
             })
             .collect();
-        let client = connect(&self.resolved, &self.config, &self.target).await?;
+        let client = self.checkout().await?;
         let target = format!("{}.{}", quote_ident(schema), quote_ident(name));
         let context = format!("store {}: table {schema}.{name}", self.store);
         let err = |what: &str, e: &tokio_postgres::Error| {
@@ -348,6 +429,7 @@ impl PgPlane {
                     .batch_execute("COMMIT")
                     .await
                     .map_err(|e| err("commit", &e))?;
+                self.checkin(client);
                 Ok(WriteReport { rows })
             }
             Err(e) => {

@@ -70,6 +70,8 @@ impl Wire {
             L::Double => Wire::Float8,
             L::Decimal(p, s) => Wire::Numeric(p, s),
             L::Boolean => Wire::Bool,
+            // A `numeric` without precision is read and written as its exact text.
+            L::String if native == "numeric" => Wire::NumericText,
             L::String => Wire::Text,
             L::Json if native == "json" => Wire::Json,
             L::Json => Wire::Jsonb,
@@ -510,8 +512,51 @@ pub fn numeric_to_string(v: &[u8]) -> std::result::Result<String, String> {
     })
 }
 
-/// Binary `numeric` of an unscaled value with `scale` decimals.
-pub fn numeric_from_i128(value: i128, scale: u8, out: &mut BytesMut) {
+/// Binary `numeric` of a decimal text (`-12.340`, `7`, `.5`, `NaN`), for a `numeric` column
+/// without precision; its scale is the text's number of decimals. `None` when it is not one.
+pub fn numeric_from_text(text: &str, out: &mut BytesMut) -> Option<()> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("nan") {
+        out.put_i32(8);
+        out.put_i16(0);
+        out.put_i16(0);
+        out.put_u16(0xC000);
+        out.put_u16(0);
+        return Some(());
+    }
+    let (negative, t) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 16383
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    // Base-10000 groups aligned on the decimal point.
+    let ipad = (4 - int.len() % 4) % 4;
+    let fpad = (4 - frac.len() % 4) % 4;
+    let all: Vec<u8> = std::iter::repeat_n(b'0', ipad)
+        .chain(int.bytes())
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(b'0', fpad))
+        .collect();
+    let digits: Vec<i16> = all
+        .chunks(4)
+        .map(|c| c.iter().fold(0i16, |a, d| a * 10 + (d - b'0') as i16))
+        .collect();
+    let weight = ((ipad + int.len()) / 4) as i32 - 1;
+    put_numeric(digits, weight, negative, frac.len() as u16, out)
+}
+
+/// Binary `numeric` of an unscaled value with `scale` decimals (`None` only for a scale beyond
+/// the format's).
+pub fn numeric_from_i128(value: i128, scale: u8, out: &mut BytesMut) -> Option<()> {
     let negative = value < 0;
     let abs = value.unsigned_abs();
     let pow = 10u128.pow(scale as u32);
@@ -532,31 +577,47 @@ pub fn numeric_from_i128(value: i128, scale: u8, out: &mut BytesMut) {
         iv /= 10_000;
     }
     idigits.reverse();
-    let mut weight = idigits.len() as i16 - 1;
-    let mut digits: Vec<i16> = idigits.into_iter().chain(fdigits).collect();
-    // Strip leading zero groups (moving the weight) and trailing zero groups.
-    while digits.first() == Some(&0) {
-        digits.remove(0);
-        weight -= 1;
-    }
+    let weight = idigits.len() as i32 - 1;
+    let digits: Vec<i16> = idigits.into_iter().chain(fdigits).collect();
+    put_numeric(digits, weight, negative, scale as u16, out)
+}
+
+/// Writes a binary `numeric` (length-prefixed) from base-10000 digits, the weight of the first
+/// and the display scale, without leading and trailing zero groups. `None` (nothing written) when
+/// it does not fit the format.
+fn put_numeric(
+    mut digits: Vec<i16>,
+    mut weight: i32,
+    negative: bool,
+    dscale: u16,
+    out: &mut BytesMut,
+) -> Option<()> {
+    let lead = digits.iter().take_while(|d| **d == 0).count();
+    digits.drain(..lead);
+    weight -= lead as i32;
     while digits.last() == Some(&0) {
         digits.pop();
     }
     if digits.is_empty() {
         weight = 0;
     }
+    let (n, weight) = (
+        i16::try_from(digits.len()).ok()?,
+        i16::try_from(weight).ok()?,
+    );
     out.put_i32(8 + 2 * digits.len() as i32);
-    out.put_i16(digits.len() as i16);
+    out.put_i16(n);
     out.put_i16(weight);
     out.put_u16(if negative && !digits.is_empty() {
         0x4000
     } else {
         0
     });
-    out.put_u16(scale as u16);
+    out.put_u16(dscale);
     for d in digits {
         out.put_i16(d);
     }
+    Some(())
 }
 
 /// The header of a binary COPY stream.
@@ -668,7 +729,12 @@ pub fn encode(
                     out.put_i32(8);
                     out.put_f64(a.value(row));
                 }
-                Col::Dec(a, s) => numeric_from_i128(a.value(row), *s, out),
+                Col::Dec(a, s) => numeric_from_i128(a.value(row), *s, out).ok_or_else(|| {
+                    RuntimeError::Schema(format!(
+                        "{context}: column {} has a decimal scale {s} that PostgreSQL's numeric cannot carry",
+                        names.field(ci).name()
+                    ))
+                })?,
                 Col::Str(a, w) => {
                     let v = a.value(row);
                     match w {
@@ -687,6 +753,12 @@ pub fn encode(
                             out.put_i32(16);
                             out.put_slice(&u);
                         }
+                        Wire::NumericText => numeric_from_text(v, out).ok_or_else(|| {
+                            RuntimeError::Schema(format!(
+                                "{context}: column {} value {v:?} is not a decimal number",
+                                names.field(ci).name()
+                            ))
+                        })?,
                         _ => {
                             out.put_i32(v.len() as i32);
                             out.put_slice(v.as_bytes());
@@ -720,9 +792,39 @@ pub fn encode(
 mod tests {
     use super::*;
 
+    #[test]
+    fn numeric_text_round_trips() {
+        for t in [
+            "0",
+            "1",
+            "-1",
+            "12.34",
+            "-0.0001",
+            "10000",
+            "123456789.987654321",
+            "0.50",
+            "100.000",
+            "99999999999999999999999999999999999999999.5",
+        ] {
+            let mut b = BytesMut::new();
+            numeric_from_text(t, &mut b).expect(t);
+            let body = &b[4..];
+            assert_eq!(numeric_to_string(body).as_deref(), Ok(t), "{t}");
+        }
+        let mut b = BytesMut::new();
+        numeric_from_text("+.5", &mut b).expect("+.5");
+        assert_eq!(numeric_to_string(&b[4..]).as_deref(), Ok("0.5"));
+        for bad in ["", "-", ".", "1e5", "12a", "1.2.3", " - 1"] {
+            assert!(
+                numeric_from_text(bad, &mut BytesMut::new()).is_none(),
+                "{bad}"
+            );
+        }
+    }
+
     fn roundtrip(value: i128, scale: u8) -> (i128, String) {
         let mut b = BytesMut::new();
-        numeric_from_i128(value, scale, &mut b);
+        numeric_from_i128(value, scale, &mut b).expect("fits");
         let v = &b[4..];
         (
             numeric_to_i128(v, scale).expect("i128"),
