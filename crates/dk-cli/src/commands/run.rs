@@ -184,6 +184,7 @@ fn line(r: &runner::TransformReport) -> String {
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<Exit> {
+    crate::return_freed_memory_at_once();
     let p = match super::core::prepare(&a.project.dir, a.env.as_deref())? {
         Ok(p) => p,
         Err(code) => return Ok(code),

@@ -52,7 +52,7 @@ pub use schema::DeclaredColumn;
 use crate::error::{Result, RuntimeError};
 
 /// How many batches may wait between a producer and its consumer.
-pub const CHANNEL_BATCHES: usize = 4;
+pub const CHANNEL_BATCHES: usize = 2;
 
 /// Rows per batch that producers aim for (DuckDB yields its own vector-sized chunks).
 pub const BATCH_ROWS: usize = 32_768;
