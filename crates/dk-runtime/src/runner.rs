@@ -297,6 +297,16 @@ pub async fn execute(
         }
         upstream.insert(name.as_str(), ups);
     }
+    // The last successful record of every sync (its cursor), read once for the whole run.
+    let syncs: Vec<String> = order
+        .iter()
+        .filter(|n| {
+            transform_of(model, n)
+                .is_some_and(|t| matches!(t.spec.runtime.as_str(), "sync" | "cloudquery"))
+        })
+        .cloned()
+        .collect();
+    let previous = runs.last_of(&syncs, &[RunStatus::Succeeded]).await?;
     let (planes, plane_errors) = connect_planes(env, root, &stores).await;
     let cx = Context {
         model,
@@ -312,6 +322,7 @@ pub async fn execute(
     let mut pending: Vec<&String> = order.iter().collect();
     let mut running = FuturesUnordered::new();
     let parallelism = options.parallelism.max(1);
+    let prev = &previous;
     let cxr = &cx;
     let inv = invocation.as_str();
     loop {
@@ -354,7 +365,7 @@ pub async fn execute(
                 pending.remove(i);
                 let name = name.clone();
                 running.push(async move {
-                    let r = one(cxr, inv, &name, runs, options, hook, on_event).await;
+                    let r = one(cxr, inv, &name, runs, prev, options, hook, on_event).await;
                     (name, r)
                 });
                 continue;
@@ -392,11 +403,13 @@ pub async fn execute(
 
 /// Runs one transform with timeout, retries, the hook and its run record. Errors only when the
 /// run record cannot be written (the state backend is gone).
+#[allow(clippy::too_many_arguments)]
 async fn one(
     cx: &Context<'_>,
     invocation: &str,
     name: &str,
     runs: &RunStore,
+    previous: &HashMap<String, RunRecord>,
     options: &RunOptions,
     hook: Option<&dyn AfterTransform>,
     on_event: &(dyn Fn(&Event) + Send + Sync),
@@ -423,7 +436,7 @@ async fn one(
                 transform: name.to_string(),
                 message: format!("timeout: {m}"),
             })?;
-        let previous = runs.last(name, &[RunStatus::Succeeded]).await?;
+        let previous = previous.get(name);
         let attempts = t.spec.retries.unwrap_or(0) + 1;
         let mut last_err = None;
         for attempt in 1..=attempts {
@@ -432,7 +445,7 @@ async fn one(
                 transform: name.to_string(),
                 attempt,
             });
-            let fut = run_transform(cx, t, previous.as_ref());
+            let fut = run_transform(cx, t, previous);
             let r = match timeout {
                 Some(d) => match tokio::time::timeout(d, fut).await {
                     Ok(r) => r,

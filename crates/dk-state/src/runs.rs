@@ -397,14 +397,59 @@ impl RunStore {
         }
     }
 
-    /// The latest finished (not `running`) record of a transform with one of `statuses`.
-    pub async fn last(&self, transform: &str, statuses: &[RunStatus]) -> Result<Option<RunRecord>> {
-        Ok(self
-            .list()
-            .await?
-            .into_iter()
-            .rev()
-            .find(|r| r.transform == transform && statuses.contains(&r.status)))
+    /// The latest record with one of `statuses` of each of `transforms`, in one read: one query
+    /// on PostgreSQL (by the `runs_by_transform` index), one listing of the folder locally. A run
+    /// calls it once, not once per transform, so its cost does not grow with transforms × history.
+    pub async fn last_of(
+        &self,
+        transforms: &[String],
+        statuses: &[RunStatus],
+    ) -> Result<std::collections::HashMap<String, RunRecord>> {
+        let mut out = std::collections::HashMap::new();
+        if transforms.is_empty() {
+            return Ok(out);
+        }
+        let records = match self {
+            RunStore::Local { .. } => self.list().await?,
+            RunStore::Postgres(p) => {
+                let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+                let rows = p
+                    .client
+                    .query(
+                        &format!(
+                            "SELECT DISTINCT ON (transform) record::text FROM {} \
+                             WHERE project = $1 AND environment = $2 AND transform = ANY($3) AND status = ANY($4) \
+                             ORDER BY transform, started DESC, id DESC",
+                            p.table
+                        ),
+                        &[&p.project, &p.environment, &transforms, &statuses],
+                    )
+                    .await
+                    .map_err(pg_err(&p.target, "read run records"))?;
+                let mut v = rows
+                    .iter()
+                    .map(|r| {
+                        let text: String = r.get(0);
+                        serde_json::from_str::<RunRecord>(&text)
+                            .map(RunRecord::settle)
+                            .map_err(|e| {
+                                StateError::Internal(format!(
+                                    "a stored run record is not valid: {e}"
+                                ))
+                            })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                v.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
+                v
+            }
+        };
+        // Oldest first: later records replace earlier ones.
+        for r in records {
+            if transforms.contains(&r.transform) && statuses.contains(&r.status) {
+                out.insert(r.transform.clone(), r);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -442,9 +487,10 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].status, RunStatus::Interrupted);
         let last = store
-            .last("load", &[RunStatus::Succeeded])
+            .last_of(&["load".to_string()], &[RunStatus::Succeeded])
             .await
             .expect("last")
+            .remove("load")
             .expect("some");
         assert_eq!(
             last.outputs[0].cursor.as_deref(),
