@@ -17,16 +17,17 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` of mimalloc's `mi_option_e` (v2 and v3 alike: the index before
+/// `mi_option_use_numa_nodes`, which the bindings name; they do not name this one). The unit test
+/// below checks it reads as the documented default.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
+    libmimalloc_sys::mi_option_use_numa_nodes - 1;
+
 /// For commands that stream data (`dk run`): memory freed by finished batches goes back to the
 /// operating system at once instead of after mimalloc's purge delay (1 s in mimalloc v3, which
 /// the `mimalloc` crate builds), so a sync's resident memory does not hold the pages of the
 /// batches of the last second (`bench/sync`).
 pub fn return_freed_memory_at_once() {
-    // `mi_option_purge_delay` of mimalloc's `mi_option_e` (v2 and v3 alike: the index before
-    // `mi_option_use_numa_nodes`, which the bindings name; they do not name this one). The unit
-    // test below checks it reads as the documented default.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
-        libmimalloc_sys::mi_option_use_numa_nodes - 1;
     // SAFETY: mi_option_set only stores an option value; any value is valid for this option.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
 }
@@ -62,7 +63,7 @@ mod allocator_tests {
     /// mimalloc v3's default, 1000 ms (the environment may override it: MIMALLOC_PURGE_DELAY).
     #[test]
     fn purge_delay_option_index_is_mimallocs() {
-        let idx = libmimalloc_sys::mi_option_use_numa_nodes - 1;
+        let idx = super::MI_OPTION_PURGE_DELAY;
         let expected = std::env::var("MIMALLOC_PURGE_DELAY")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -947,36 +947,54 @@ pub async fn check_outputs(
             wanted.push((plane, tc));
         }
     }
-    // One catalog query per store for what the outputs' definitions guarantee.
-    let mut by_store: HashMap<&str, Vec<(String, String)>> = HashMap::new();
-    for (plane, tc) in &wanted {
-        if let Target::Table { schema, name } = &tc.target {
-            by_store
-                .entry(plane.store())
-                .or_default()
-                .push((schema.clone(), name.clone()));
-        }
-    }
-    let mut guarantees = HashMap::new();
-    for (store, tables) in by_store {
-        if let Some(plane) = planes.get(store) {
-            // Without them every check is scanned: slower, same results.
-            if let Ok(g) = plane.guarantees(&tables).await {
-                guarantees.insert(store.to_string(), g);
-            }
-        }
-    }
+    let guarantees = guarantees_of(wanted.iter().map(|(p, tc)| (*p, tc))).await;
     let mut out = Vec::new();
     for (plane, tc) in &wanted {
-        let g = match &tc.target {
-            Target::Table { schema, name } => guarantees
-                .get(&tc.store)
-                .and_then(|m| m.get(&(schema.clone(), name.clone()))),
-            Target::Files { .. } => None,
-        };
+        let g = guarantees.get(tc);
         out.push(run_table_checks(plane, tc, g, sample_limit).await);
     }
     Ok(out)
+}
+
+/// What the checked tables' definitions guarantee, by store and table.
+#[derive(Debug, Default)]
+pub struct TableGuarantees(HashMap<String, HashMap<(String, String), Guarantees>>);
+
+impl TableGuarantees {
+    /// The guarantees of the table `tc` checks, if its store reported any.
+    pub fn get(&self, tc: &TableChecks) -> Option<&Guarantees> {
+        let Target::Table { schema, name } = &tc.target else {
+            return None;
+        };
+        self.0.get(&tc.store)?.get(&(schema.clone(), name.clone()))
+    }
+}
+
+/// What the definitions of the tables of these checks guarantee ([`DataPlane::guarantees`]): one
+/// catalog query per store. A store whose query fails reports none, so its checks are all
+/// scanned (slower, same results).
+pub async fn guarantees_of<'a>(
+    tables: impl IntoIterator<Item = (&'a DataPlane, &'a TableChecks)>,
+) -> TableGuarantees {
+    // Store → its plane and its tables (schema, name).
+    type Tables<'p> = (&'p DataPlane, Vec<(String, String)>);
+    let mut by_store: HashMap<&str, Tables<'_>> = HashMap::new();
+    for (plane, tc) in tables {
+        if let Target::Table { schema, name } = &tc.target {
+            by_store
+                .entry(tc.store.as_str())
+                .or_insert_with(|| (plane, Vec::new()))
+                .1
+                .push((schema.clone(), name.clone()));
+        }
+    }
+    let mut out = TableGuarantees::default();
+    for (store, (plane, list)) in by_store {
+        if let Ok(g) = plane.guarantees(&list).await {
+            out.0.insert(store.to_string(), g);
+        }
+    }
+    out
 }
 
 /// Whether a DataSet has checks (for selecting what `dk test` runs).

@@ -173,6 +173,23 @@ async fn count(p: &DataPlane, sql: String) -> String {
     text(&b)[0][0].clone()
 }
 
+/// Every batch of a scan; panics naming `what` when it fails.
+async fn scan_all(
+    plane: &DataPlane,
+    target: &Target,
+    options: ScanOptions,
+    what: &str,
+) -> Vec<RecordBatch> {
+    let stream = plane
+        .scan(target, &options)
+        .await
+        .unwrap_or_else(|e| panic!("scan {what}: {e}"));
+    stream
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("rows of {what}: {e}"))
+}
+
 fn stream(batches: Vec<RecordBatch>) -> BatchStream {
     let schema = batches[0].schema();
     BatchStream::from_batches(schema, batches)
@@ -197,14 +214,7 @@ async fn postgres_round_trips_every_logical_type_and_write_mode() {
         .await
         .expect("write");
     assert_eq!(written.rows, 3);
-    let back = pg
-        .plane
-        .scan(&target, &ScanOptions::default())
-        .await
-        .expect("scan")
-        .collect()
-        .await
-        .expect("collect");
+    let back = scan_all(&pg.plane, &target, ScanOptions::default(), "all_types").await;
     let expected = text(&[sample_batch()]);
     let got = text(&back);
     assert_eq!(got, expected);
@@ -239,20 +249,16 @@ async fn postgres_round_trips_every_logical_type_and_write_mode() {
         "3"
     );
     // Cursor scans read only newer rows.
-    let newer = pg
-        .plane
-        .scan(
-            &target,
-            &ScanOptions {
-                after: Some(("id".into(), "1".into())),
-                ..ScanOptions::default()
-            },
-        )
-        .await
-        .expect("scan")
-        .collect()
-        .await
-        .expect("rows");
+    let newer = scan_all(
+        &pg.plane,
+        &target,
+        ScanOptions {
+            after: Some(("id".into(), "1".into())),
+            ..ScanOptions::default()
+        },
+        "newer rows",
+    )
+    .await;
     assert_eq!(newer.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
     // A failing batch rolls the whole write back.
     let mut bad = sample_batch();
@@ -371,19 +377,16 @@ async fn files_write_and_read_csv_parquet_and_json_lines() {
                 .await
                 .unwrap_or_else(|e| panic!("{format:?}: {e}"));
         }
-        let back = plane
-            .scan(
-                &target,
-                &ScanOptions {
-                    declared: cols.clone(),
-                    ..ScanOptions::default()
-                },
-            )
-            .await
-            .expect("scan")
-            .collect()
-            .await
-            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        let back = scan_all(
+            &plane,
+            &target,
+            ScanOptions {
+                declared: cols.clone(),
+                ..ScanOptions::default()
+            },
+            &format!("{format:?}"),
+        )
+        .await;
         let mut expected = text(&[batch.clone(), batch.clone()]);
         let mut got = text(&back);
         if format == FileFormat::Csv {
@@ -411,22 +414,19 @@ async fn files_write_and_read_csv_parquet_and_json_lines() {
             )
             .await
             .expect("overwrite");
-        let n: usize = plane
-            .scan(
-                &target,
-                &ScanOptions {
-                    declared: cols.clone(),
-                    ..ScanOptions::default()
-                },
-            )
-            .await
-            .expect("scan")
-            .collect()
-            .await
-            .expect("rows")
-            .iter()
-            .map(|b| b.num_rows())
-            .sum();
+        let n: usize = scan_all(
+            &plane,
+            &target,
+            ScanOptions {
+                declared: cols.clone(),
+                ..ScanOptions::default()
+            },
+            &format!("{format:?} after overwrite"),
+        )
+        .await
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
         assert_eq!(n, 3, "{format:?}: overwrite leaves one file");
         let err = plane
             .write(
@@ -462,14 +462,7 @@ async fn postgres_unconstrained_numeric_and_pooled_transactions() {
         schema: s.clone(),
         name: "nums".into(),
     };
-    let rows = pg
-        .plane
-        .scan(&src, &ScanOptions::default())
-        .await
-        .expect("scan of a numeric without precision")
-        .collect()
-        .await
-        .expect("rows");
+    let rows = scan_all(&pg.plane, &src, ScanOptions::default(), "nums").await;
     assert_eq!(
         text(&rows),
         vec![
@@ -518,20 +511,16 @@ async fn postgres_unconstrained_numeric_and_pooled_transactions() {
         "4"
     );
     // Declared as decimal(30, 9): converted exactly.
-    let declared = pg
-        .plane
-        .scan(
-            &src,
-            &ScanOptions {
-                declared: as_decimal.clone(),
-                ..ScanOptions::default()
-            },
-        )
-        .await
-        .expect("declared scan")
-        .collect()
-        .await
-        .expect("rows");
+    let declared = scan_all(
+        &pg.plane,
+        &src,
+        ScanOptions {
+            declared: as_decimal.clone(),
+            ..ScanOptions::default()
+        },
+        "nums as decimal",
+    )
+    .await;
     let conformed: Vec<RecordBatch> = declared
         .iter()
         .map(|b| dk_runtime::dataplane::schema::conform(b, &as_decimal, "nums").expect("conform"))

@@ -282,7 +282,6 @@ async fn run_checks(
     // Plan every dataset's checks, connect each store once, and read what the tables'
     // definitions guarantee with one catalog query per store.
     let mut planned = Vec::with_capacity(datasets.len());
-    let mut tables: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for name in datasets {
         let tc = checks::plan_dataset(model, env, name);
         if let Ok(Some(tc)) = &tc {
@@ -295,24 +294,14 @@ async fn run_checks(
                 };
                 planes.insert(tc.store.clone(), plane);
             }
-            if let dk_runtime::Target::Table { schema, name } = &tc.target {
-                tables
-                    .entry(tc.store.clone())
-                    .or_default()
-                    .push((schema.clone(), name.clone()));
-            }
         }
         planned.push((name, tc));
     }
-    let mut guarantees = HashMap::new();
-    for (store, list) in &tables {
-        if let Some(Ok(plane)) = planes.get(store) {
-            // Without them every check is scanned: slower, same results.
-            if let Ok(g) = plane.guarantees(list).await {
-                guarantees.insert(store.clone(), g);
-            }
-        }
-    }
+    let guarantees = checks::guarantees_of(planned.iter().filter_map(|(_, tc)| {
+        let tc = tc.as_ref().ok()?.as_ref()?;
+        Some((planes.get(&tc.store)?.as_ref().ok()?, tc))
+    }))
+    .await;
     for (name, tc) in planned {
         let tc = match tc {
             Ok(Some(tc)) => tc,
@@ -330,16 +319,7 @@ async fn run_checks(
                 continue;
             }
         };
-        let g = match &tc.target {
-            dk_runtime::Target::Table { schema, name } => {
-                guarantees
-                    .get(&tc.store)
-                    .and_then(|m: &HashMap<(String, String), _>| {
-                        m.get(&(schema.clone(), name.clone()))
-                    })
-            }
-            _ => None,
-        };
+        let g = guarantees.get(&tc);
         match planes.get(&tc.store) {
             Some(Ok(plane))
                 if applied.as_ref().is_some_and(|a| !a.contains(name))

@@ -26,9 +26,9 @@ fn instances() -> &'static Mutex<HashMap<PathBuf, Connection>> {
 
 /// A DuckDB store.
 pub struct DuckPlane {
-    pub(crate) store: String,
-    /// The store as resolved (its settings configure the instance when it is reopened).
-    resolved: Box<ResolvedStore>,
+    /// The store as resolved: its name, and its settings, which configure the instance (also
+    /// when it is reopened after [`DuckPlane::release`]).
+    pub(crate) resolved: Box<ResolvedStore>,
     /// The connection operations clone; `None` after [`DuckPlane::release`] until the next use.
     root: Mutex<Option<Connection>>,
     /// The database file (`None` for `:memory:`) and its registry key.
@@ -76,7 +76,6 @@ impl DuckPlane {
             let conn = Connection::open_in_memory_with_flags(duck_config(store)?)
                 .map_err(|e| RuntimeError::db(&store.name, "open :memory:", e))?;
             return Ok(DuckPlane {
-                store: store.name.clone(),
                 resolved: Box::new(store.clone()),
                 root: Mutex::new(Some(conn)),
                 file: None,
@@ -94,7 +93,6 @@ impl DuckPlane {
             .unwrap_or_else(|| path.clone());
         let conn = shared_connection(store, &path, &key)?;
         Ok(DuckPlane {
-            store: store.name.clone(),
             resolved: Box::new(store.clone()),
             root: Mutex::new(Some(conn)),
             file: Some((path, key)),
@@ -111,10 +109,10 @@ impl DuckPlane {
         match root.as_ref() {
             Some(c) => c
                 .try_clone()
-                .map_err(|e| RuntimeError::db(&self.store, "clone connection", e)),
+                .map_err(|e| RuntimeError::db(&self.resolved.name, "clone connection", e)),
             None => Err(RuntimeError::Internal(format!(
                 "store {}: the in-memory database was released",
-                self.store
+                self.resolved.name
             ))),
         }
     }
@@ -135,7 +133,7 @@ impl DuckPlane {
 
     pub async fn query(&self, sql: String) -> Result<BatchStream> {
         let conn = self.conn()?;
-        let store = self.store.clone();
+        let store = self.resolved.name.clone();
         let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let mut stmt = match conn.prepare(&sql) {
@@ -171,7 +169,7 @@ impl DuckPlane {
 
     pub async fn execute(&self, sql: String) -> Result<u64> {
         let conn = self.conn()?;
-        let store = self.store.clone();
+        let store = self.resolved.name.clone();
         blocking(move || {
             // A single statement reports its row count; a batch does not.
             match conn.execute(&sql, []) {
@@ -188,7 +186,7 @@ impl DuckPlane {
 
     pub async fn transaction(&self, statements: Vec<String>) -> Result<Vec<u64>> {
         let conn = self.conn()?;
-        let store = self.store.clone();
+        let store = self.resolved.name.clone();
         blocking(move || {
             conn.execute_batch("BEGIN TRANSACTION")
                 .map_err(|e| RuntimeError::db(&store, "begin", e))?;
@@ -215,7 +213,7 @@ impl DuckPlane {
         name: String,
     ) -> Result<Option<Vec<DeclaredColumn>>> {
         let conn = self.conn()?;
-        let store = self.store.clone();
+        let store = self.resolved.name.clone();
         blocking(move || {
             let sql = format!(
                 "SELECT column_name, data_type, is_nullable FROM duckdb_columns() \
@@ -269,7 +267,7 @@ impl DuckPlane {
         mode: WriteMode,
     ) -> Result<WriteReport> {
         let conn = self.conn()?;
-        let store = self.store.clone();
+        let store = self.resolved.name.clone();
         blocking(move || {
             let context = format!("store {store}: table {schema}.{name}");
             let err = |what: &str, e: duckdb::Error| {

@@ -322,7 +322,7 @@ impl DataPlane {
     pub fn store(&self) -> &str {
         match self {
             #[cfg(feature = "duckdb")]
-            DataPlane::DuckDb(p) => &p.store,
+            DataPlane::DuckDb(p) => &p.resolved.name,
             DataPlane::Postgres(p) => &p.store,
             DataPlane::Files(p) => &p.store,
         }
