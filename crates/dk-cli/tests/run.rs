@@ -451,3 +451,95 @@ fn declared_schema_is_enforced() {
         "{out}"
     );
 }
+
+#[test]
+fn a_run_killed_mid_transform_reads_as_interrupted_and_the_next_run_archives_it() {
+    let (_tmp, p) = quickstart();
+    let pid_file = p.join("slow.pid");
+    write(
+        &p,
+        "transforms/slow/dk.yaml",
+        &format!(
+            "{API}\nkind: Transform\nmetadata: {{name: slow}}\nspec:\n  runtime: python\n  script: slow.py\n  inputs: [{{dataset: orders}}]\n  outputs: [{{dataset: slow-out}}]\n  trigger: {{policy: manual}}\n---\n{API}\nkind: DataSet\nmetadata: {{name: slow-out}}\nspec:\n  store: warehouse\n  table: main.slow_out\n  classification: confidential\n"
+        ),
+    );
+    write(
+        &p,
+        "transforms/slow/slow.py",
+        &format!(
+            "import os, time\nopen({:?}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n",
+            pid_file.to_str().expect("utf8")
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dk"))
+        .args(["run", "-e", "dev", "slow"])
+        .current_dir(&p)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dk run");
+    // The journal says `running` before the script starts; the script says it started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pid_file.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("dk run ended ({status}) before the script started: {err}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().expect("kill -9 dk run");
+    child.wait().expect("reap");
+    if let Ok(pid) = fs::read_to_string(&pid_file) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status();
+    }
+    let runs_dir = p.join(".dk/state/dev/runs");
+    let journals = |dir: &Path| -> usize {
+        fs::read_dir(dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(journals(&runs_dir), 1, "the killed run's journal stays");
+    let (code, out, err) = dk_in(&p, &["runs", "list", "-e", "dev", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v[0]["transform"], "slow", "{v}");
+    assert_eq!(v[0]["status"], "interrupted", "{v}");
+    // The next run succeeds and folds both journals into the summary.
+    let (code, out, err) = dk_in(&p, &["run", "-e", "dev", "load-orders"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(journals(&runs_dir), 0);
+    assert_eq!(journals(&runs_dir.join("archive")), 2);
+    assert!(runs_dir.join("summary.json").is_file());
+    let (code, out, err) = dk_in(&p, &["runs", "list", "-e", "dev", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    let statuses: Vec<(&str, &str)> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| {
+            (
+                r["transform"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [("slow", "interrupted"), ("load-orders", "succeeded")]
+    );
+}

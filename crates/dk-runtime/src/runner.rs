@@ -306,7 +306,16 @@ pub async fn execute(
         })
         .cloned()
         .collect();
-    let previous = runs.last_of(&syncs, &[RunStatus::Succeeded]).await?;
+    let summary = runs.summary().await?;
+    let previous: HashMap<String, RunRecord> = syncs
+        .iter()
+        .filter_map(|n| {
+            summary
+                .latest(n, |s| s == RunStatus::Succeeded)
+                .map(|r| (n.clone(), r.clone()))
+        })
+        .collect();
+    drop(summary);
     let (planes, plane_errors) = connect_planes(env, root, &stores).await;
     let cx = Context {
         model,
@@ -390,6 +399,7 @@ pub async fn execute(
     let transforms: Vec<TransformReport> = order.iter().filter_map(|n| reports.remove(n)).collect();
     let count = |s: RunStatus| transforms.iter().filter(|r| r.status == s).count();
     drop(running);
+    runs.seal(&invocation).await?;
     Ok(RunReport {
         invocation: invocation.clone(),
         environment: env.environment.clone(),

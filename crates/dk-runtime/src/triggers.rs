@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use dk_manifest::model::{Schedule, Transform};
-use dk_state::{RunRecord, RunStatus};
+use dk_state::{RunRecord, RunStatus, RunSummary};
 
 /// Whether a transform is due, and why (shown by `dk run --due`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,55 +79,41 @@ fn schedule_due(
     })
 }
 
-fn on_change_due(inputs: &[String], last_ok: Option<&RunRecord>, records: &[RunRecord]) -> Due {
+fn on_change_due(inputs: &[String], last_ok: Option<&RunRecord>, runs: &RunSummary) -> Due {
     let Some(last) = last_ok else {
         return Due::yes("never succeeded");
     };
-    let written = records.iter().find(|r| {
-        r.status == RunStatus::Succeeded
-            && r.ended.is_some_and(|e| e > last.started)
-            && r.outputs
-                .iter()
-                .any(|o| o.changed() && inputs.contains(&o.dataset))
-    });
+    let written = inputs
+        .iter()
+        .filter_map(|i| runs.last_change(i).map(|c| (i, c)))
+        .filter(|(_, c)| c.ended > last.started)
+        .max_by(|a, b| (a.1.ended, &a.1.run).cmp(&(b.1.ended, &b.1.run)));
     match written {
-        Some(r) => Due::yes(format!(
-            "input {} written by {} ({})",
-            r.outputs
-                .iter()
-                .find(|o| o.changed() && inputs.contains(&o.dataset))
-                .map(|o| o.dataset.as_str())
-                .unwrap_or(""),
-            r.transform,
-            r.id
+        Some((dataset, c)) => Due::yes(format!(
+            "input {dataset} written by {} ({})",
+            c.transform, c.run
         )),
         None => Due::no("no input changed since its last run"),
     }
 }
 
-/// Whether `t` (reading `inputs`) is due at `now`, from all run records of the environment
-/// (oldest first). An invalid schedule is an error naming it.
+/// Whether `t` (reading `inputs`) is due at `now`, from the summary of the environment's run
+/// records. An invalid schedule is an error naming it.
 pub fn due(
     t: &Transform,
     inputs: &[String],
-    records: &[RunRecord],
+    runs: &RunSummary,
     now: DateTime<Utc>,
 ) -> Result<Due, String> {
     let name = &t.metadata.name;
-    let last = records
-        .iter()
-        .rev()
-        .find(|r| &r.transform == name && r.status != RunStatus::Skipped);
-    let last_ok = records
-        .iter()
-        .rev()
-        .find(|r| &r.transform == name && r.status == RunStatus::Succeeded);
+    let last = runs.latest(name, |s| s != RunStatus::Skipped);
+    let last_ok = runs.latest(name, |s| s == RunStatus::Succeeded);
     let trigger = t.spec.trigger.as_ref();
     let policy = trigger.map(|t| t.policy.as_str()).unwrap_or("on-change");
     let one = |p: &str| -> Result<Due, String> {
         match p {
             "schedule" => schedule_due(trigger.and_then(|t| t.schedule.as_ref()), last, now),
-            "on-change" => Ok(on_change_due(inputs, last_ok, records)),
+            "on-change" => Ok(on_change_due(inputs, last_ok, runs)),
             "manual" => Ok(Due::no("manual: runs only when selected")),
             other => Err(format!("unknown trigger policy {other:?}")),
         }
@@ -167,6 +153,10 @@ mod tests {
         t
     }
 
+    fn sum(records: &[RunRecord]) -> RunSummary {
+        RunSummary::from_records(records)
+    }
+
     fn rec(transform: &str, started: DateTime<Utc>, outputs: &[&str]) -> RunRecord {
         let mut r = RunRecord::start("i", transform, "dev", None);
         r.started = started;
@@ -191,7 +181,10 @@ mod tests {
             .with_ymd_and_hms(2026, 1, 10, 5, 30, 0)
             .single()
             .expect("time");
-        assert!(due(&daily, &[], &[], now).expect("due").due, "never ran");
+        assert!(
+            due(&daily, &[], &sum(&[]), now).expect("due").due,
+            "never ran"
+        );
         let ran = rec(
             "x",
             Utc.with_ymd_and_hms(2026, 1, 10, 5, 0, 30)
@@ -199,7 +192,7 @@ mod tests {
                 .expect("t"),
             &[],
         );
-        let d = due(&daily, &[], std::slice::from_ref(&ran), now).expect("due");
+        let d = due(&daily, &[], &sum(std::slice::from_ref(&ran)), now).expect("due");
         assert!(!d.due, "{d:?}");
         assert!(d.reason.contains("2026-01-11 05:00:00"), "{}", d.reason);
         let yesterday = rec(
@@ -209,9 +202,13 @@ mod tests {
                 .expect("t"),
             &[],
         );
-        assert!(due(&daily, &[], &[yesterday], now).expect("due").due);
-        assert!(!due(&t("manual", None), &[], &[], now).expect("manual").due);
-        assert!(due(&t("schedule", Some("not a cron")), &[], &[ran], now).is_err());
+        assert!(due(&daily, &[], &sum(&[yesterday]), now).expect("due").due);
+        assert!(
+            !due(&t("manual", None), &[], &sum(&[]), now)
+                .expect("manual")
+                .due
+        );
+        assert!(due(&t("schedule", Some("not a cron")), &[], &sum(&[ran]), now).is_err());
     }
 
     #[test]
@@ -226,12 +223,12 @@ mod tests {
         let older = rec("up", base - chrono::Duration::hours(1), &["in"]);
         let inputs = vec!["in".to_string()];
         assert!(
-            !due(&tr, &inputs, &[older.clone(), mine.clone()], now)
+            !due(&tr, &inputs, &sum(&[older.clone(), mine.clone()]), now)
                 .expect("d")
                 .due
         );
         let newer = rec("up", base + chrono::Duration::hours(1), &["in"]);
-        let d = due(&tr, &inputs, &[older, mine, newer], now).expect("d");
+        let d = due(&tr, &inputs, &sum(&[older, mine, newer]), now).expect("d");
         assert!(
             d.due && d.reason.contains("input in written by up"),
             "{d:?}"

@@ -10,8 +10,8 @@
 //!   advisory lock on one pinned connection plus a leased holder row in PostgreSQL;
 //! * [`GitInfo`] detection through the `git` CLI;
 //! * [`TestRecord`]s: every `dk test` outcome, for `requireTests` ([`Backend::passing_test`]).
-//! * run records of `dk run` ([`RunStore`], [`RunRecord`]): files under `.dk/state/<env>/runs/`
-//!   or a `runs` table next to the state tables.
+//! * run records of `dk run` ([`RunStore`], [`RunRecord`], [`RunSummary`]): journals under
+//!   `.dk/state/<env>/runs/` or a `runs` table next to the state tables.
 //! * governance records beside the state ([`audit`]): the audit log, plan approvals and the
 //!   manifests snapshots promotion and rollback plan from.
 //!
@@ -43,6 +43,7 @@ mod local;
 mod lock;
 mod postgres;
 mod runs;
+mod runs_local;
 mod test_results;
 
 pub use audit::AuditEntry;
@@ -56,5 +57,7 @@ pub use git::GitInfo;
 pub use local::{LocalBackend, LocalLockGuard};
 pub use lock::{current_host, current_user, pid_alive, LockInfo};
 pub use postgres::{PgBackend, PgLockGuard, HEARTBEAT, LEASE};
-pub use runs::{new_id, PgRuns, RunOutput, RunRecord, RunStatus, RunStore};
+pub use runs::{
+    new_id, DatasetChange, PgRuns, RunOutput, RunRecord, RunStatus, RunStore, RunSummary,
+};
 pub use test_results::TestRecord;

@@ -1,33 +1,38 @@
 //! Run records: what `dk run` did, one record per transform run, kept in the state backend next
 //! to the state documents (DESIGN §9).
 //!
-//! * **local**: `.dk/state/<env>/runs/<id>.json`, one file per run, written atomically (temp file,
-//!   fsync, rename, directory fsync). A record is written when the run starts (status `running`)
-//!   and replaced once by its final form; finished records are never changed again. Ids start
-//!   with the UTC start time, so file-name order is start order.
+//! * **local** ([`crate::runs_local`]): one append-only journal per `dk run` invocation,
+//!   `.dk/state/<env>/runs/<invocation>.jsonl`, each line `fdatasync`ed before the transform
+//!   goes on; finished journals are folded into `summary.json` and moved to `archive/`.
 //! * **postgres**: table `<schema>.runs (project, environment, id, transform, started, status,
-//!   record jsonb)`, created when missing, one row per run, upserted the same two times (TLS as
-//!   for the state tables: the url's `sslmode` / `sslrootcert`).
+//!   record jsonb)`, created when missing, one row per run, upserted at the start and at the end
+//!   of the run (TLS as for the state tables: the url's `sslmode` / `sslrootcert`).
 //!
-//! A record left `running` by a process that died (kill -9, power loss) reads back as
-//! [`RunStatus::Interrupted`] when its pid is gone on this host (local), so it is never mistaken
-//! for a run in progress. The `cursors` of a successful run are where the next incremental run
-//! of the same transform starts; `checks` is free-form JSON filled by the data checks that run
-//! after the transform.
-
-use std::path::PathBuf;
+//! A record is written when the run starts (status `running`) and once more in its final form;
+//! finished records are never changed again. Ids start with the UTC start time, so id order is
+//! start order. A record left `running` by a process that died (kill -9, power loss) reads back
+//! as [`RunStatus::Interrupted`] when its pid is gone on this host (local), so it is never
+//! mistaken for a run in progress. The `cursors` of a successful run are where the next
+//! incremental run of the same transform starts; `checks` is free-form JSON filled by the data
+//! checks that run after the transform.
+//!
+//! What `dk run` and `dk run --due` need from the history — the latest record of each transform
+//! per status, and when each dataset last changed — is a [`RunSummary`], read in a bounded number
+//! of steps on both backends (one file plus unfinished journals; two queries), never by listing
+//! every record ever written.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tokio_postgres::{Client, Config};
 
 use crate::backend::{validate_environment, validate_project, BackendConfig};
 use crate::error::{Result, StateError};
-use crate::local::atomic_write;
 use crate::lock::{current_host, pid_alive};
+use crate::runs_local::LocalRuns;
 
 /// How a run ended (or that it has not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Started and not finished yet.
@@ -155,7 +160,7 @@ impl RunRecord {
     }
 
     /// A `running` record whose process is gone (on this host) reads as interrupted.
-    fn settle(mut self) -> Self {
+    pub(crate) fn settle(mut self) -> Self {
         if self.status == RunStatus::Running && self.host == current_host() && !pid_alive(self.pid)
         {
             self.status = RunStatus::Interrupted;
@@ -173,10 +178,102 @@ pub fn new_id(at: DateTime<Utc>) -> String {
     )
 }
 
+/// What the history of run records says now: the latest record of each transform per status
+/// (without `details` and `checks`, which can be large) and the latest change of each dataset.
+/// Folding a record is idempotent and order-free, so a summary can be built from any mix of
+/// stored summary and records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// transform → status → latest record (by start).
+    #[serde(default)]
+    last: BTreeMap<String, BTreeMap<RunStatus, RunRecord>>,
+    /// dataset → the latest succeeded run that changed it (by end).
+    #[serde(default)]
+    changed: BTreeMap<String, DatasetChange>,
+}
+
+/// The latest succeeded run that changed a dataset (rows written or rebuilt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetChange {
+    /// When that run ended.
+    pub ended: DateTime<Utc>,
+    pub transform: String,
+    /// Its run record id.
+    pub run: String,
+}
+
+impl RunSummary {
+    /// A summary of `records`.
+    pub fn from_records<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Self {
+        let mut s = RunSummary::default();
+        for r in records {
+            s.fold(r);
+        }
+        s
+    }
+
+    /// Takes `r` into account.
+    pub fn fold(&mut self, r: &RunRecord) {
+        let slot = self.last.entry(r.transform.clone()).or_default();
+        let newer = slot
+            .get(&r.status)
+            .is_none_or(|old| (old.started, &old.id) <= (r.started, &r.id));
+        if newer {
+            let mut copy = r.clone();
+            copy.details = serde_json::Value::Null;
+            copy.checks = serde_json::Value::Null;
+            slot.insert(r.status, copy);
+        }
+        if r.status != RunStatus::Succeeded {
+            return;
+        }
+        let Some(ended) = r.ended else { return };
+        for o in r.outputs.iter().filter(|o| o.changed()) {
+            self.note_change(
+                &o.dataset,
+                DatasetChange {
+                    ended,
+                    transform: r.transform.clone(),
+                    run: r.id.clone(),
+                },
+            );
+        }
+    }
+
+    fn note_change(&mut self, dataset: &str, c: DatasetChange) {
+        let newer = self
+            .changed
+            .get(dataset)
+            .is_none_or(|old| (old.ended, &old.run) <= (c.ended, &c.run));
+        if newer {
+            self.changed.insert(dataset.to_string(), c);
+        }
+    }
+
+    /// The latest record (by start) of `transform` whose status passes `status`.
+    pub fn latest(
+        &self,
+        transform: &str,
+        status: impl Fn(RunStatus) -> bool,
+    ) -> Option<&RunRecord> {
+        self.last
+            .get(transform)?
+            .iter()
+            .filter(|(s, _)| status(**s))
+            .map(|(_, r)| r)
+            .max_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)))
+    }
+
+    /// The latest change of `dataset` by a succeeded run.
+    pub fn last_change(&self, dataset: &str) -> Option<&DatasetChange> {
+        self.changed.get(dataset)
+    }
+}
+
 /// Where run records live: the project's state backend.
 #[derive(Debug)]
 pub enum RunStore {
-    Local { dir: PathBuf },
+    Local(LocalRuns),
     Postgres(Box<PgRuns>),
 }
 
@@ -214,13 +311,12 @@ impl RunStore {
         validate_project(project)?;
         validate_environment(environment)?;
         match config {
-            BackendConfig::Local { root } => Ok(RunStore::Local {
-                dir: root
-                    .join(".dk")
+            BackendConfig::Local { root } => Ok(RunStore::Local(LocalRuns::new(
+                root.join(".dk")
                     .join("state")
                     .join(environment)
                     .join("runs"),
-            }),
+            ))),
             BackendConfig::Postgres { url, schema } => {
                 let (rest, sslmode, rootcert) = dk_pgtls::split_conn_string(url);
                 let config: Config = rest.parse().map_err(|e: tokio_postgres::Error| {
@@ -276,22 +372,11 @@ impl RunStore {
         }
     }
 
-    /// Writes (inserts or replaces) a record.
+    /// Writes (inserts or replaces) a record, durably (the local journal append is a short
+    /// blocking write + `fdatasync`, done in place).
     pub async fn put(&self, record: &RunRecord) -> Result<()> {
         match self {
-            RunStore::Local { dir } => {
-                let dir = dir.clone();
-                let name = format!("{}.json", record.id);
-                let bytes = serde_json::to_vec_pretty(record)
-                    .map_err(|e| StateError::Internal(format!("serialize run record: {e}")))?;
-                tokio::task::spawn_blocking(move || {
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| StateError::io("create directory", &dir, e))?;
-                    atomic_write(&dir, &name, &bytes)
-                })
-                .await
-                .map_err(|e| StateError::Internal(format!("run record task failed: {e}")))?
-            }
+            RunStore::Local(l) => l.append(record),
             RunStore::Postgres(p) => {
                 let json = serde_json::to_string(record)
                     .map_err(|e| StateError::Internal(format!("serialize run record: {e}")))?;
@@ -324,37 +409,7 @@ impl RunStore {
     /// Every record, oldest first.
     pub async fn list(&self) -> Result<Vec<RunRecord>> {
         let mut out = match self {
-            RunStore::Local { dir } => {
-                let dir = dir.clone();
-                tokio::task::spawn_blocking(move || -> Result<Vec<RunRecord>> {
-                    let entries = match std::fs::read_dir(&dir) {
-                        Ok(e) => e,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                        Err(e) => return Err(StateError::io("list", &dir, e)),
-                    };
-                    let mut out = Vec::new();
-                    for e in entries {
-                        let e = e.map_err(|e| StateError::io("list", &dir, e))?;
-                        let name = e.file_name().to_string_lossy().to_string();
-                        if name.starts_with('.') || !name.ends_with(".json") {
-                            continue;
-                        }
-                        let path = e.path();
-                        let bytes =
-                            std::fs::read(&path).map_err(|e| StateError::io("read", &path, e))?;
-                        let rec: RunRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                            StateError::InvalidConfig(format!(
-                                "run record {} is not valid: {e}; move the file away",
-                                path.display()
-                            ))
-                        })?;
-                        out.push(rec);
-                    }
-                    Ok(out)
-                })
-                .await
-                .map_err(|e| StateError::Internal(format!("run record task failed: {e}")))??
-            }
+            RunStore::Local(l) => l.list()?,
             RunStore::Postgres(p) => {
                 let rows = p
                     .client
@@ -397,59 +452,84 @@ impl RunStore {
         }
     }
 
-    /// The latest record with one of `statuses` of each of `transforms`, in one read: one query
-    /// on PostgreSQL (by the `runs_by_transform` index), one listing of the folder locally. A run
-    /// calls it once, not once per transform, so its cost does not grow with transforms × history.
-    pub async fn last_of(
-        &self,
-        transforms: &[String],
-        statuses: &[RunStatus],
-    ) -> Result<std::collections::HashMap<String, RunRecord>> {
-        let mut out = std::collections::HashMap::new();
-        if transforms.is_empty() {
-            return Ok(out);
-        }
-        let records = match self {
-            RunStore::Local { .. } => self.list().await?,
+    /// The [`RunSummary`] of every record so far: one file plus the journals of unfinished runs
+    /// locally, two queries on PostgreSQL (by the `runs_by_transform` index and one pass over
+    /// the succeeded runs' outputs). `dk run` reads it once per run, `--due` once per call.
+    pub async fn summary(&self) -> Result<RunSummary> {
+        match self {
+            RunStore::Local(l) => l.summary(),
             RunStore::Postgres(p) => {
-                let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
                 let rows = p
                     .client
                     .query(
                         &format!(
-                            "SELECT DISTINCT ON (transform) record::text FROM {} \
-                             WHERE project = $1 AND environment = $2 AND transform = ANY($3) AND status = ANY($4) \
-                             ORDER BY transform, started DESC, id DESC",
+                            "SELECT DISTINCT ON (transform, status) \
+                                    (record - 'details' - 'checks')::text FROM {} \
+                             WHERE project = $1 AND environment = $2 \
+                             ORDER BY transform, status, started DESC, id DESC",
                             p.table
                         ),
-                        &[&p.project, &p.environment, &transforms, &statuses],
+                        &[&p.project, &p.environment],
                     )
                     .await
                     .map_err(pg_err(&p.target, "read run records"))?;
-                let mut v = rows
-                    .iter()
-                    .map(|r| {
-                        let text: String = r.get(0);
-                        serde_json::from_str::<RunRecord>(&text)
-                            .map(RunRecord::settle)
-                            .map_err(|e| {
-                                StateError::Internal(format!(
-                                    "a stored run record is not valid: {e}"
-                                ))
-                            })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                v.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
-                v
-            }
-        };
-        // Oldest first: later records replace earlier ones.
-        for r in records {
-            if transforms.contains(&r.transform) && statuses.contains(&r.status) {
-                out.insert(r.transform.clone(), r);
+                let mut s = RunSummary::default();
+                for row in &rows {
+                    let text: String = row.get(0);
+                    let r: RunRecord = serde_json::from_str(&text).map_err(|e| {
+                        StateError::Internal(format!("a stored run record is not valid: {e}"))
+                    })?;
+                    let r = r.settle();
+                    // Changes come from the query below, over every succeeded run.
+                    let slot = s.last.entry(r.transform.clone()).or_default();
+                    slot.insert(r.status, r);
+                }
+                let rows = p
+                    .client
+                    .query(
+                        &format!(
+                            "SELECT DISTINCT ON (o->>'dataset') o->>'dataset', record->>'ended', transform, id \
+                             FROM {}, jsonb_array_elements(record->'outputs') o \
+                             WHERE project = $1 AND environment = $2 AND status = 'succeeded' \
+                               AND record->>'ended' IS NOT NULL \
+                               AND (COALESCE((o->>'rows_written')::numeric, 0) > 0 \
+                                    OR COALESCE((o->>'rebuilt')::boolean, false)) \
+                             ORDER BY o->>'dataset', (record->>'ended')::timestamptz DESC, id DESC",
+                            p.table
+                        ),
+                        &[&p.project, &p.environment],
+                    )
+                    .await
+                    .map_err(pg_err(&p.target, "read dataset changes"))?;
+                for row in &rows {
+                    let dataset: String = row.get(0);
+                    let ended: String = row.get(1);
+                    let ended: DateTime<Utc> = ended.parse().map_err(|e| {
+                        StateError::Internal(format!(
+                            "a stored run record has an invalid end time {ended:?}: {e}"
+                        ))
+                    })?;
+                    s.note_change(
+                        &dataset,
+                        DatasetChange {
+                            ended,
+                            transform: row.get(2),
+                            run: row.get(3),
+                        },
+                    );
+                }
+                Ok(s)
             }
         }
-        Ok(out)
+    }
+
+    /// Ends the invocation `invocation`: locally its journal (and those of processes that died)
+    /// is folded into the summary and archived; nothing to do on PostgreSQL.
+    pub async fn seal(&self, invocation: &str) -> Result<()> {
+        match self {
+            RunStore::Local(l) => l.seal(invocation),
+            RunStore::Postgres(_) => Ok(()),
+        }
     }
 }
 
@@ -486,16 +566,19 @@ mod tests {
         let all = store.list().await.expect("list");
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].status, RunStatus::Interrupted);
-        let last = store
-            .last_of(&["load".to_string()], &[RunStatus::Succeeded])
-            .await
-            .expect("last")
-            .remove("load")
+        let summary = store.summary().await.expect("summary");
+        let last = summary
+            .latest("load", |s| s == RunStatus::Succeeded)
             .expect("some");
         assert_eq!(
             last.outputs[0].cursor.as_deref(),
             Some("2026-01-01T00:00:00")
         );
+        assert_eq!(
+            summary.latest("load", |_| true).map(|r| &r.id),
+            Some(&dead.id)
+        );
+        assert_eq!(summary.last_change("orders").map(|c| &c.run), Some(&a.id));
         assert_eq!(
             store
                 .get(&a.id[..a.id.len() - 2])
@@ -504,16 +587,26 @@ mod tests {
                 .map(|r| r.id),
             Some(a.id.clone())
         );
-        // No temp files are left behind.
-        let names: Vec<String> = std::fs::read_dir(tmp.path().join(".dk/state/dev/runs"))
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
-            .collect();
-        assert!(
-            names
-                .iter()
-                .all(|n| n.ends_with(".json") && !n.starts_with('.')),
-            "{names:?}"
+        // One journal per invocation, nothing else (no temp files).
+        let names = |dir: &str| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(tmp.path().join(dir))
+                .expect("dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            names(".dk/state/dev/runs"),
+            [".fold.lock", "inv.jsonl", "inv2.jsonl"]
         );
+        // Sealing the first invocation archives its journal; the dead one's goes with it.
+        store.seal("inv").await.expect("seal");
+        assert_eq!(
+            names(".dk/state/dev/runs"),
+            [".fold.lock", "archive", "summary.json"]
+        );
+        assert_eq!(store.summary().await.expect("summary"), summary);
+        assert_eq!(store.list().await.expect("list").len(), 2);
     }
 }

@@ -1,5 +1,6 @@
 //! Run records on the PostgreSQL backend against the real local server (`DK_TEST_PG_URL`): the
-//! latest successful record of each transform in one query, per environment.
+//! run summary (latest record of each transform per status, latest change of each dataset) in
+//! two queries, per environment, and the same answer from the local backend.
 
 mod common;
 
@@ -23,7 +24,7 @@ fn finished(transform: &str, env: &str, status: RunStatus, ago: i64, cursor: &st
 }
 
 #[tokio::test]
-async fn last_of_reads_the_latest_success_of_each_transform() {
+async fn the_summary_reads_the_latest_runs_and_changes() {
     require_pg().await;
     let schema = test_schema();
     let cfg = BackendConfig::postgres(pg_url(), Some(&schema.name));
@@ -43,19 +44,47 @@ async fn last_of_reads_the_latest_success_of_each_transform() {
     prod.put(&finished("load", "prod", RunStatus::Succeeded, 1, "prod"))
         .await
         .expect("put prod");
-    let wanted = ["load".to_string(), "copy".to_string(), "never".to_string()];
-    let last = dev
-        .last_of(&wanted, &[RunStatus::Succeeded])
-        .await
-        .expect("last_of");
-    let cursor = |t: &str| {
-        last.get(t)
+    let summary = dev.summary().await.expect("summary");
+    let ok = |t: &str| {
+        summary
+            .latest(t, |s| s == RunStatus::Succeeded)
             .and_then(|r| r.outputs[0].cursor.clone())
-            .unwrap_or_default()
     };
-    assert_eq!(last.len(), 2, "{last:?}");
-    assert_eq!(cursor("load"), "newest-success");
-    assert_eq!(cursor("copy"), "copy-1");
+    assert_eq!(ok("load").as_deref(), Some("newest-success"));
+    assert_eq!(ok("copy").as_deref(), Some("copy-1"));
+    assert_eq!(ok("never"), None);
+    assert_eq!(
+        summary
+            .latest("load", |s| s != RunStatus::Skipped)
+            .map(|r| r.status),
+        Some(RunStatus::Failed)
+    );
+    // Changes: only succeeded runs count, the latest by end.
+    let change = summary.last_change("load-out").expect("load-out changed");
+    let newest = dev
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|r| r.outputs[0].cursor.as_deref() == Some("newest-success"))
+        .expect("newest");
+    assert_eq!(change.run, newest.id);
+    assert_eq!(change.ended, newest.ended.expect("ended"));
+    assert!(summary.last_change("never-out").is_none());
+    // Details and checks are not part of the summary.
+    let mut big = finished("detailed", "dev", RunStatus::Succeeded, 1, "d");
+    big.details = serde_json::json!({"stdout": "x".repeat(10_000)});
+    dev.put(&big).await.expect("put big");
+    let summary = dev.summary().await.expect("summary");
+    assert!(summary
+        .latest("detailed", |_| true)
+        .expect("detailed")
+        .details
+        .is_null());
+    // The other environment is not mixed in.
+    let prod_summary = prod.summary().await.expect("prod");
+    assert!(prod_summary.latest("copy", |_| true).is_none());
+    assert!(prod_summary.latest("load", |_| true).is_some());
     // The local backend answers the same.
     let tmp = tempfile::tempdir().expect("tempdir");
     let local = RunStore::open(&BackendConfig::local(tmp.path()), "shop", "dev")
@@ -64,13 +93,7 @@ async fn last_of_reads_the_latest_success_of_each_transform() {
     for r in dev.list().await.expect("list") {
         local.put(&r).await.expect("put local");
     }
-    let local_last = local
-        .last_of(&wanted, &[RunStatus::Succeeded])
-        .await
-        .expect("last_of local");
-    assert_eq!(
-        local_last.get("load").map(|r| &r.id),
-        last.get("load").map(|r| &r.id)
-    );
-    assert_eq!(local_last.len(), 2);
+    assert_eq!(local.summary().await.expect("local summary"), summary);
+    local.seal("inv").await.expect("seal");
+    assert_eq!(local.summary().await.expect("sealed summary"), summary);
 }

@@ -247,7 +247,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<Exit> {
         .block_on(RunStore::open(&backend, &p.project, &p.env.environment))
         .context("open the run records")?;
     if a.due {
-        let records = rt.block_on(runs.list()).context("read the run records")?;
+        let records = rt
+            .block_on(runs.summary())
+            .context("read the run records")?;
         let now = chrono::Utc::now();
         let mut due: Vec<String> = Vec::new();
         let mut written: HashSet<String> = HashSet::new();

@@ -1,0 +1,478 @@
+//! Run records on the local backend: one append-only journal per `dk run` invocation and a
+//! summary that keeps reads bounded however long the history grows.
+//!
+//! ```text
+//! .dk/state/<env>/runs/
+//!   <invocation>.jsonl        journal of a run in progress (or of one that died): one JSON record
+//!                             per line, a record's start and its final form; the last line of an
+//!                             id wins
+//!   summary.json              the latest record per transform and status, the latest change per
+//!                             dataset (a cache: rebuilt from the journals when missing)
+//!   archive/<invocation>.jsonl journals already folded into the summary (read by `dk runs`)
+//!   .fold.lock                flock(2) target: shared while reading the summary, exclusive
+//!                             while folding
+//!   <id>.json                 one record per file, as written before journals (still read)
+//! ```
+//!
+//! Durability: each line is appended with one `write` and `fdatasync`ed before `put` returns; a
+//! journal's creation also fsyncs the directory. A line cut short by a crash can only be the last
+//! one of its journal and is ignored there (its record was never acknowledged); anything else
+//! that does not parse is an error naming file and line. At the end of an invocation its journal
+//! is folded into `summary.json` (temp file, fsync, rename, directory fsync) and moved into
+//! `archive/`; journals of processes that died on this host are folded by the next invocation
+//! that finishes. A crash between the two steps leaves the journal in place, and folding it again
+//! changes nothing (folding is idempotent).
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Result, StateError};
+use crate::local::{atomic_write, sync_dir};
+use crate::lock::{current_host, pid_alive};
+use crate::runs::{RunRecord, RunStatus, RunSummary};
+
+const SUMMARY: &str = "summary.json";
+const ARCHIVE: &str = "archive";
+const FOLD_LOCK: &str = ".fold.lock";
+
+/// The run records of one environment in a local folder.
+#[derive(Debug)]
+pub struct LocalRuns {
+    dir: PathBuf,
+    /// Serializes this process's appends (parallel transforms share one journal).
+    append: Mutex<()>,
+}
+
+/// What one journal file holds.
+struct Journal {
+    path: PathBuf,
+    records: Vec<RunRecord>,
+}
+
+impl LocalRuns {
+    pub fn new(dir: PathBuf) -> Self {
+        LocalRuns {
+            dir,
+            append: Mutex::new(()),
+        }
+    }
+
+    /// Appends `record` to its invocation's journal, durably.
+    pub fn append(&self, record: &RunRecord) -> Result<()> {
+        let mut line = serde_json::to_vec(record)
+            .map_err(|e| StateError::Internal(format!("serialize run record: {e}")))?;
+        line.push(b'\n');
+        let key = if record.invocation.is_empty() {
+            &record.id
+        } else {
+            &record.invocation
+        };
+        let path = self.dir.join(format!("{key}.jsonl"));
+        let _guard = self
+            .append
+            .lock()
+            .map_err(|_| StateError::Internal("run journal lock poisoned".into()))?;
+        let (mut f, created) = match OpenOptions::new().append(true).create_new(true).open(&path) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
+                OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| StateError::io("open", &path, e))?,
+                false,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.dir)
+                    .map_err(|e| StateError::io("create directory", &self.dir, e))?;
+                if let Some(parent) = self.dir.parent() {
+                    sync_dir(parent)?;
+                }
+                (
+                    OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(&path)
+                        .map_err(|e| StateError::io("create", &path, e))?,
+                    true,
+                )
+            }
+            Err(e) => return Err(StateError::io("create", &path, e)),
+        };
+        f.write_all(&line)
+            .map_err(|e| StateError::io("append to", &path, e))?;
+        f.sync_data()
+            .map_err(|e| StateError::io("fdatasync", &path, e))?;
+        if created {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Every record ever written (archive, journals, single-record files), one per id.
+    pub fn list(&self) -> Result<Vec<RunRecord>> {
+        let mut files = journal_files(&self.dir)?;
+        files.extend(journal_files(&self.dir.join(ARCHIVE))?);
+        let mut by_id: HashMap<String, RunRecord> = HashMap::new();
+        for path in files {
+            for r in read_journal(&path)?.records {
+                match by_id.get(&r.id) {
+                    // A journal folded twice after a crash: prefer the finished form.
+                    Some(old) if old.ended.is_some() && r.ended.is_none() => {}
+                    _ => {
+                        by_id.insert(r.id.clone(), r);
+                    }
+                }
+            }
+        }
+        Ok(by_id.into_values().collect())
+    }
+
+    /// The summary: `summary.json` with the journals not folded yet on top (rebuilt from the
+    /// archive too when `summary.json` is missing).
+    pub fn summary(&self) -> Result<RunSummary> {
+        if !self.dir.exists() {
+            return Ok(RunSummary::default());
+        }
+        let _lock = self.fold_lock(false)?;
+        let (mut summary, _) = self.read_summary()?;
+        for path in journal_files(&self.dir)? {
+            for r in read_journal(&path)?.records {
+                summary.fold(&r);
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Folds the finished journal of `invocation` (and those of processes that died on this host)
+    /// into the summary and moves them into the archive.
+    pub fn seal(&self, invocation: &str) -> Result<()> {
+        if !self.dir.exists() {
+            return Ok(());
+        }
+        let _lock = self.fold_lock(true)?;
+        let (mut summary, rebuilt) = self.read_summary()?;
+        let own = format!("{invocation}.jsonl");
+        let host = current_host();
+        let mut folded = Vec::new();
+        for path in journal_files(&self.dir)? {
+            let journal = read_journal(&path)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let legacy = name.ends_with(".json");
+            let dead = journal
+                .records
+                .iter()
+                .all(|r| r.status != RunStatus::Running && r.host == host && !pid_alive(r.pid));
+            let finished = journal
+                .records
+                .iter()
+                .all(|r| r.status != RunStatus::Running);
+            if name == own || dead || (legacy && finished) {
+                for r in &journal.records {
+                    summary.fold(r);
+                }
+                folded.push(journal.path);
+            }
+        }
+        if folded.is_empty() && !rebuilt {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&summary)
+            .map_err(|e| StateError::Internal(format!("serialize the run summary: {e}")))?;
+        atomic_write(&self.dir, SUMMARY, &bytes)?;
+        if folded.is_empty() {
+            return Ok(());
+        }
+        let archive = self.dir.join(ARCHIVE);
+        fs::create_dir_all(&archive).map_err(|e| StateError::io("create", &archive, e))?;
+        for path in &folded {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let name = match name.strip_suffix(".json") {
+                Some(stem) => format!("{stem}.jsonl"), // a one-record file is a one-line journal
+                None => name,
+            };
+            let mut target = archive.join(&name);
+            if target.exists() {
+                target = archive.join(format!("{}-{}", uuid::Uuid::new_v4().simple(), name));
+            }
+            if path.extension().is_some_and(|e| e == "json") {
+                // Rewrite as one compact line, durably, then drop the old file.
+                let journal = read_journal(path)?;
+                let mut out = Vec::new();
+                for r in &journal.records {
+                    out.extend(
+                        serde_json::to_vec(r).map_err(|e| {
+                            StateError::Internal(format!("serialize run record: {e}"))
+                        })?,
+                    );
+                    out.push(b'\n');
+                }
+                let file = target
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                atomic_write(&archive, &file, &out)?;
+                fs::remove_file(path).map_err(|e| StateError::io("remove", path, e))?;
+            } else {
+                fs::rename(path, &target)
+                    .map_err(|e| StateError::io("move into the archive", path, e))?;
+            }
+        }
+        sync_dir(&archive)?;
+        sync_dir(&self.dir)
+    }
+
+    fn fold_lock(&self, exclusive: bool) -> Result<File> {
+        let path = self.dir.join(FOLD_LOCK);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StateError::io("open", &path, e))?;
+        let r = if exclusive {
+            fs4::FileExt::lock(&f)
+        } else {
+            fs4::FileExt::lock_shared(&f)
+        };
+        r.map_err(|e| StateError::io("lock", &path, e))?;
+        Ok(f)
+    }
+
+    /// `summary.json`, or when it is missing one rebuilt from the archive (`true`).
+    fn read_summary(&self) -> Result<(RunSummary, bool)> {
+        let path = self.dir.join(SUMMARY);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(|s| (s, false))
+                .map_err(|e| {
+                    StateError::InvalidConfig(format!(
+                    "the run summary {} is not valid: {e}; delete it and it is rebuilt from the \
+                     journals in {}",
+                    path.display(),
+                    self.dir.join(ARCHIVE).display()
+                ))
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut s = RunSummary::default();
+                let archived = journal_files(&self.dir.join(ARCHIVE))?;
+                let rebuilt = !archived.is_empty();
+                for path in archived {
+                    for r in read_journal(&path)?.records {
+                        s.fold(&r);
+                    }
+                }
+                Ok((s, rebuilt))
+            }
+            Err(e) => Err(StateError::io("read", &path, e)),
+        }
+    }
+}
+
+/// Journals (`*.jsonl`) and single-record files (`*.json`, not the summary) directly in `dir`,
+/// sorted by name (= start order).
+fn journal_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StateError::io("list", dir, e)),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.map_err(|e| StateError::io("list", dir, e))?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name == SUMMARY {
+            continue;
+        }
+        if name.ends_with(".jsonl") || name.ends_with(".json") {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The records of one journal (the last line of each id), settled: a `running` record whose
+/// process is gone reads as interrupted. A `.json` file holds one pretty-printed record.
+fn read_journal(path: &Path) -> Result<Journal> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        // Folded into the archive between listing and reading.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Journal {
+                path: path.to_path_buf(),
+                records: Vec::new(),
+            })
+        }
+        Err(e) => return Err(StateError::io("read", path, e)),
+    };
+    let invalid = |line: usize, e: serde_json::Error| {
+        StateError::InvalidConfig(format!(
+            "run record {}:{line} is not valid: {e}; move the file away",
+            path.display()
+        ))
+    };
+    if path.extension().is_some_and(|e| e == "json") {
+        let r: RunRecord = serde_json::from_slice(&bytes).map_err(|e| invalid(1, e))?;
+        return Ok(Journal {
+            path: path.to_path_buf(),
+            records: vec![r.settle()],
+        });
+    }
+    let mut order: Vec<String> = Vec::new();
+    let mut by_id: HashMap<String, RunRecord> = HashMap::new();
+    let pieces: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let n = pieces.len();
+    for (i, line) in pieces.into_iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<RunRecord>(line) {
+            Ok(r) => {
+                if !by_id.contains_key(&r.id) {
+                    order.push(r.id.clone());
+                }
+                by_id.insert(r.id.clone(), r);
+            }
+            // The last piece has no newline: an append cut short by a crash, never acknowledged.
+            Err(_) if i + 1 == n => break,
+            Err(e) => return Err(invalid(i + 1, e)),
+        }
+    }
+    Ok(Journal {
+        path: path.to_path_buf(),
+        records: order
+            .into_iter()
+            .filter_map(|id| by_id.remove(&id))
+            .map(RunRecord::settle)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(inv: &str, transform: &str, dataset: &str) -> RunRecord {
+        let mut r = RunRecord::start(inv, transform, "dev", None);
+        r.status = RunStatus::Succeeded;
+        r.ended = Some(chrono::Utc::now());
+        r.outputs.push(crate::RunOutput {
+            dataset: dataset.into(),
+            rows_written: 3,
+            cursor: None,
+            rebuilt: false,
+        });
+        r
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_other_bad_lines_are_named() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let runs = LocalRuns::new(tmp.path().to_path_buf());
+        let r = finished("inv", "load", "orders");
+        runs.append(&r).expect("append");
+        let path = tmp.path().join("inv.jsonl");
+        // A crash in the middle of the next append.
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"{\"id\":\"2026").expect("write");
+        drop(f);
+        let all = runs.list().expect("list");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, r.id);
+        // The same bytes followed by a newline are a corrupt record, not a torn write.
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"\n").expect("write");
+        drop(f);
+        let err = runs.list().expect_err("corrupt").to_string();
+        assert!(err.contains("inv.jsonl:2"), "{err}");
+    }
+
+    #[test]
+    fn sealing_folds_the_journal_into_the_summary_and_archives_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let runs = LocalRuns::new(tmp.path().to_path_buf());
+        let mut a = RunRecord::start("inv-a", "load", "dev", None);
+        runs.append(&a).expect("start");
+        a.status = RunStatus::Succeeded;
+        a.ended = Some(chrono::Utc::now());
+        runs.append(&a).expect("end");
+        let b = finished("inv-a", "copy", "orders");
+        runs.append(&b).expect("b");
+        // A journal of a process that died: folded by the next seal, as interrupted.
+        let mut dead = RunRecord::start("inv-dead", "load", "dev", None);
+        dead.pid = 0;
+        runs.append(&dead).expect("dead");
+        // A single-record file from before journals.
+        let old = finished("", "older", "legacy");
+        std::fs::write(
+            tmp.path().join(format!("{}.json", old.id)),
+            serde_json::to_vec_pretty(&old).expect("json"),
+        )
+        .expect("legacy");
+        runs.seal("inv-a").expect("seal");
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".fold.lock", "archive", "summary.json"]);
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("archive"))
+                .expect("archive")
+                .count(),
+            3
+        );
+        let s = runs.summary().expect("summary");
+        assert_eq!(
+            s.latest("load", |st| st == RunStatus::Interrupted)
+                .map(|r| &r.id),
+            Some(&dead.id)
+        );
+        assert_eq!(
+            s.latest("load", |st| st == RunStatus::Succeeded)
+                .map(|r| &r.id),
+            Some(&a.id)
+        );
+        assert_eq!(s.last_change("orders").map(|c| &c.run), Some(&b.id));
+        assert_eq!(s.last_change("legacy").map(|c| &c.run), Some(&old.id));
+        assert_eq!(runs.list().expect("list").len(), 4);
+        // The summary is a cache: without it, it is rebuilt from the archive.
+        std::fs::remove_file(tmp.path().join(SUMMARY)).expect("rm");
+        let rebuilt = runs.summary().expect("rebuilt");
+        assert_eq!(rebuilt, s);
+        // Folding the same records again changes nothing.
+        let mut again = s.clone();
+        for r in runs.list().expect("list") {
+            again.fold(&r);
+        }
+        assert_eq!(again, s);
+    }
+
+    #[test]
+    fn a_live_run_is_not_folded_by_another_one() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let runs = LocalRuns::new(tmp.path().to_path_buf());
+        // Another invocation of this very (live) process, between two transforms.
+        runs.append(&finished("inv-live", "load", "orders"))
+            .expect("live");
+        runs.append(&finished("inv-mine", "copy", "copies"))
+            .expect("mine");
+        runs.seal("inv-mine").expect("seal");
+        assert!(tmp.path().join("inv-live.jsonl").exists());
+        assert!(tmp.path().join("archive/inv-mine.jsonl").exists());
+        // Its records are still read, on top of the summary.
+        let s = runs.summary().expect("summary");
+        assert!(s.last_change("orders").is_some());
+        assert!(s.last_change("copies").is_some());
+    }
+}
