@@ -323,7 +323,7 @@ impl DataPlane {
         match self {
             #[cfg(feature = "duckdb")]
             DataPlane::DuckDb(p) => &p.resolved.name,
-            DataPlane::Postgres(p) => &p.store,
+            DataPlane::Postgres(p) => &p.resolved.name,
             DataPlane::Files(p) => &p.store,
         }
     }

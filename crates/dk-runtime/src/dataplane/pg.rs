@@ -23,8 +23,7 @@ const COPY_CHUNK: usize = 1 << 20;
 
 /// A PostgreSQL store.
 pub struct PgPlane {
-    pub(crate) store: String,
-    resolved: ResolvedStore,
+    pub(crate) resolved: ResolvedStore,
     config: Config,
     target: String,
     client: Client,
@@ -49,7 +48,6 @@ impl PgPlane {
         let target = describe(&config);
         let client = connect(store, &config, &target).await?;
         Ok(PgPlane {
-            store: store.name.clone(),
             resolved: store.clone(),
             config,
             target,
@@ -85,7 +83,7 @@ impl PgPlane {
     }
 
     fn err(&self, context: impl Into<String>, e: &tokio_postgres::Error) -> RuntimeError {
-        RuntimeError::db(&self.store, context, error_text(e))
+        RuntimeError::db(&self.resolved.name, context, error_text(e))
     }
 
     pub async fn execute(&self, sql: &str) -> Result<u64> {
@@ -162,7 +160,7 @@ impl PgPlane {
         }
         if done != body.len() + 2 {
             return Err(RuntimeError::db(
-                &self.store,
+                &self.resolved.name,
                 "commit",
                 format!(
                     "the server completed {done} of {} commands of the transaction",
@@ -207,7 +205,7 @@ impl PgPlane {
                     .ok_or_else(|| {
                     RuntimeError::Schema(format!(
                         "store {}: column {schema}.{name}.{n} has type {native}, which dk cannot read or write (no logical type); change the column or cast it in a view",
-                        self.store
+                        self.resolved.name
                     ))
                 })?;
                 Ok((
@@ -239,7 +237,7 @@ impl PgPlane {
         let known = self.table_columns(schema, name).await?.ok_or_else(|| {
             RuntimeError::Config(format!(
                 "store {}: table {schema}.{name} does not exist (run `dk apply`, or the transform that produces it)",
-                self.store
+                self.resolved.name
             ))
         })?;
         self.stream(sql, &known).await
@@ -260,7 +258,7 @@ impl PgPlane {
                 None => Wire::of_type_name(c.type_().name()).ok_or_else(|| {
                     RuntimeError::Schema(format!(
                         "store {}: result column {} has type {}, which dk cannot read; cast it in the query (e.g. {}::text)",
-                        self.store,
+                        self.resolved.name,
                         c.name(),
                         c.type_().name(),
                         quote_ident(c.name())
@@ -276,9 +274,9 @@ impl PgPlane {
             .copy_out(copy.as_str())
             .await
             .map_err(|e| self.err("query", &e))?;
-        let mut decoder = Decoder::new(names, wires, format!("store {}", self.store));
+        let mut decoder = Decoder::new(names, wires, format!("store {}", self.resolved.name));
         let (tx, stream) = BatchStream::channel(decoder.schema());
-        let store = self.store.clone();
+        let store = self.resolved.name.clone();
         tokio::spawn(async move {
             pin_mut!(out);
             while let Some(chunk) = out.next().await {
@@ -340,10 +338,10 @@ impl PgPlane {
             .collect();
         let client = self.checkout().await?;
         let target = format!("{}.{}", quote_ident(schema), quote_ident(name));
-        let context = format!("store {}: table {schema}.{name}", self.store);
+        let context = format!("store {}: table {schema}.{name}", self.resolved.name);
         let err = |what: &str, e: &tokio_postgres::Error| {
             RuntimeError::db(
-                &self.store,
+                &self.resolved.name,
                 format!("{schema}.{name}: {what}"),
                 error_text(e),
             )
