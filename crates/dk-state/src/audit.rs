@@ -8,14 +8,14 @@
 //! * **manifest snapshots**: the manifests a plan was made from (opaque JSON, keyed by the
 //!   manifests digest), so promotion and rollback can plan from exactly what was applied.
 //!
-//! Local backend: `.dk/state/<env>/audit.jsonl` (one JSON line per entry, appended with a single
-//! `write` and fsynced; a torn last line from a crash is skipped on read and terminated before the
-//! next append), `approvals/<digest>/<key>.json` and `snapshots/<digest>.json` (written with temp
+//! Local backend: `.dk/state/<env>/audit.jsonl` (one JSON line per entry, appended durably by
+//! [`crate::jsonl`]: a torn last line from a crash is ignored on read and cut before the next
+//! append), `approvals/<digest>/<key>.json` and `snapshots/<digest>.json` (written with temp
 //! file + fsync + rename). PostgreSQL backend: tables `audit`, `approvals` and `snapshots` in the
 //! state schema, created on first use.
 
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::error::{Result, StateError};
+use crate::jsonl;
 use crate::local::{atomic_write, LocalBackend};
 use crate::postgres::PgBackend;
 
@@ -114,48 +115,11 @@ fn corrupt(location: &Path) -> impl FnOnce(serde_json::Error) -> StateError + '_
 // --- local -----------------------------------------------------------------------------------
 
 fn local_append(b: &LocalBackend, entry: &AuditEntry) -> Result<()> {
-    let dir = b.dir();
-    fs::create_dir_all(&dir).map_err(|e| StateError::io("create directory", &dir, e))?;
-    let path = dir.join(AUDIT_FILE);
-    let mut f = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(&path)
-        .map_err(|e| StateError::io("open", &path, e))?;
-    let mut line = serde_json::to_string(entry).map_err(|e| StateError::Internal(e.to_string()))?;
-    line.push('\n');
-    // A crash may have left a torn last line: terminate it so this entry stays parseable.
-    let len = f
-        .metadata()
-        .map_err(|e| StateError::io("stat", &path, e))?
-        .len();
-    if len > 0 {
-        let mut last = [0u8; 1];
-        f.seek(SeekFrom::Start(len - 1))
-            .and_then(|_| f.read_exact(&mut last))
-            .map_err(|e| StateError::io("read", &path, e))?;
-        if last[0] != b'\n' {
-            line.insert(0, '\n');
-        }
-    }
-    f.write_all(line.as_bytes())
-        .map_err(|e| StateError::io("append to", &path, e))?;
-    f.sync_all().map_err(|e| StateError::io("fsync", &path, e))
+    jsonl::append(&b.dir(), AUDIT_FILE, entry)
 }
 
 fn local_audit(b: &LocalBackend) -> Result<Vec<AuditEntry>> {
-    let path = b.dir().join(AUDIT_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StateError::io("read", &path, e)),
-    };
-    // Torn lines (a crash mid-append) are skipped.
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+    Ok(jsonl::read(&b.dir().join(AUDIT_FILE))?.unwrap_or_default())
 }
 
 fn local_put(b: &LocalBackend, sub: &[&str], name: &str, value: &Value) -> Result<()> {
@@ -458,6 +422,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 mod tests {
     use super::*;
     use crate::backend::BackendConfig;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     #[tokio::test]
     async fn local_records_round_trip_and_survive_a_torn_line() {

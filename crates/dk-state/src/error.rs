@@ -176,6 +176,17 @@ pub enum StateError {
         source: serde_json::Error,
     },
 
+    /// A line of an append-only JSON-lines file (audit log, run journal) is not a valid record.
+    #[error(
+        "the record at {location} is unreadable: {source}; fix or delete that line (the lines around it are intact)"
+    )]
+    CorruptLine {
+        /// `file:line`.
+        location: String,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+
     /// A file-system operation failed.
     #[error("cannot {action} {path}: {source}")]
     Io {

@@ -39,6 +39,7 @@ mod backend;
 mod document;
 mod error;
 pub mod git;
+mod jsonl;
 mod local;
 mod lock;
 mod postgres;

@@ -84,8 +84,13 @@ pub fn current_user() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// This machine's host name.
+/// This machine's host name (read once per process).
 pub fn current_host() -> String {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(read_host).clone()
+}
+
+fn read_host() -> String {
     for path in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
         if let Ok(s) = std::fs::read_to_string(path) {
             let s = s.trim();

@@ -14,10 +14,10 @@
 //!   <id>.json                 one record per file, as written before journals (still read)
 //! ```
 //!
-//! Durability: each line is appended with one `write` and `fdatasync`ed before `put` returns; a
-//! journal's creation also fsyncs the directory. A line cut short by a crash can only be the last
-//! one of its journal and is ignored there (its record was never acknowledged); anything else
-//! that does not parse is an error naming file and line. At the end of an invocation its journal
+//! Durability: lines are appended by [`crate::jsonl`] (one `write`, `fdatasync`ed before `put`
+//! returns; a journal's creation also fsyncs the directory). A line cut short by a crash can only
+//! be the last one of its journal and is ignored (its record was never acknowledged); anything
+//! else that does not parse is an error naming file and line. At the end of an invocation its journal
 //! is folded into `summary.json` (temp file, fsync, rename, directory fsync) and moved into
 //! `archive/`; journals of processes that died on this host are folded by the next invocation
 //! that finishes. A crash between the two steps leaves the journal in place, and folding it again
@@ -25,11 +25,11 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{Result, StateError};
+use crate::jsonl;
 use crate::local::{atomic_write, sync_dir};
 use crate::lock::{current_host, pid_alive};
 use crate::runs::{RunRecord, RunStatus, RunSummary};
@@ -62,53 +62,16 @@ impl LocalRuns {
 
     /// Appends `record` to its invocation's journal, durably.
     pub fn append(&self, record: &RunRecord) -> Result<()> {
-        let mut line = serde_json::to_vec(record)
-            .map_err(|e| StateError::Internal(format!("serialize run record: {e}")))?;
-        line.push(b'\n');
         let key = if record.invocation.is_empty() {
             &record.id
         } else {
             &record.invocation
         };
-        let path = self.dir.join(format!("{key}.jsonl"));
         let _guard = self
             .append
             .lock()
             .map_err(|_| StateError::Internal("run journal lock poisoned".into()))?;
-        let (mut f, created) = match OpenOptions::new().append(true).create_new(true).open(&path) {
-            Ok(f) => (f, true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
-                OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| StateError::io("open", &path, e))?,
-                false,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(&self.dir)
-                    .map_err(|e| StateError::io("create directory", &self.dir, e))?;
-                if let Some(parent) = self.dir.parent() {
-                    sync_dir(parent)?;
-                }
-                (
-                    OpenOptions::new()
-                        .append(true)
-                        .create(true)
-                        .open(&path)
-                        .map_err(|e| StateError::io("create", &path, e))?,
-                    true,
-                )
-            }
-            Err(e) => return Err(StateError::io("create", &path, e)),
-        };
-        f.write_all(&line)
-            .map_err(|e| StateError::io("append to", &path, e))?;
-        f.sync_data()
-            .map_err(|e| StateError::io("fdatasync", &path, e))?;
-        if created {
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
+        jsonl::append(&self.dir, &format!("{key}.jsonl"), record)
     }
 
     /// Every record ever written (archive, journals, single-record files), one per id.
@@ -304,63 +267,45 @@ fn journal_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The records of one journal (the last line of each id), settled: a `running` record whose
 /// process is gone reads as interrupted. A `.json` file holds one pretty-printed record.
 fn read_journal(path: &Path) -> Result<Journal> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        // Folded into the archive between listing and reading.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Journal {
-                path: path.to_path_buf(),
-                records: Vec::new(),
-            })
-        }
-        Err(e) => return Err(StateError::io("read", path, e)),
-    };
-    let invalid = |line: usize, e: serde_json::Error| {
-        StateError::InvalidConfig(format!(
-            "run record {}:{line} is not valid: {e}; move the file away",
-            path.display()
-        ))
+    let journal = |records: Vec<RunRecord>| Journal {
+        path: path.to_path_buf(),
+        records: records.into_iter().map(RunRecord::settle).collect(),
     };
     if path.extension().is_some_and(|e| e == "json") {
-        let r: RunRecord = serde_json::from_slice(&bytes).map_err(|e| invalid(1, e))?;
-        return Ok(Journal {
-            path: path.to_path_buf(),
-            records: vec![r.settle()],
-        });
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(journal(Vec::new())),
+            Err(e) => return Err(StateError::io("read", path, e)),
+        };
+        let r: RunRecord =
+            serde_json::from_slice(&bytes).map_err(|source| StateError::CorruptLine {
+                location: format!("{}:1", path.display()),
+                source,
+            })?;
+        return Ok(journal(vec![r]));
     }
+    // Missing: folded into the archive between listing and reading.
+    let lines: Vec<RunRecord> = jsonl::read(path)?.unwrap_or_default();
     let mut order: Vec<String> = Vec::new();
     let mut by_id: HashMap<String, RunRecord> = HashMap::new();
-    let pieces: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    let n = pieces.len();
-    for (i, line) in pieces.into_iter().enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+    for r in lines {
+        if !by_id.contains_key(&r.id) {
+            order.push(r.id.clone());
         }
-        match serde_json::from_slice::<RunRecord>(line) {
-            Ok(r) => {
-                if !by_id.contains_key(&r.id) {
-                    order.push(r.id.clone());
-                }
-                by_id.insert(r.id.clone(), r);
-            }
-            // The last piece has no newline: an append cut short by a crash, never acknowledged.
-            Err(_) if i + 1 == n => break,
-            Err(e) => return Err(invalid(i + 1, e)),
-        }
+        by_id.insert(r.id.clone(), r);
     }
-    Ok(Journal {
-        path: path.to_path_buf(),
-        records: order
+    Ok(journal(
+        order
             .into_iter()
             .filter_map(|id| by_id.remove(&id))
-            .map(RunRecord::settle)
             .collect(),
-    })
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn finished(inv: &str, transform: &str, dataset: &str) -> RunRecord {
         let mut r = RunRecord::start(inv, transform, "dev", None);
