@@ -10,7 +10,7 @@
 #   KEEP=1 bash bench/sync/run.sh               # keep (and reuse) the database and its table
 #   DK_BIN=/var/tmp/dk-target/release/dk bash bench/sync/run.sh
 #
-# Environment: RUNS (3), KEEP, AMOUNT (numeric), CAP (256MB: DuckDB memory_limit of -e bench-capped), DK_BIN, DK_TEST_PG_URL, DB (dk_bench_sync: its own database, dropped on
+# Environment: RUNS (3), KEEP, AMOUNT (numeric), CAP (32MB: DuckDB memory_limit of -e bench-capped), DK_BIN, DK_TEST_PG_URL, DB (dk_bench_sync: its own database, dropped on
 # exit unless KEEP=1), CARGO_TARGET_DIR, DK_BENCH_VENV (/var/tmp/dk-bench-venv: dlt and its pins,
 # created when missing). The table is bench.events of bench/lib.sh (the shape of the peers' P4 table).
 set -euo pipefail
@@ -33,7 +33,7 @@ say "setup: $ROWS rows in $DB (bench.events)"
 AMOUNT=${AMOUNT:-numeric}
 events_ready "$DB" "$ROWS" "$AMOUNT"
 # the DuckDB memory_limit of the second dk measurement (environment bench-capped)
-CAP=${CAP:-256MB}
+CAP=${CAP:-32MB}
 
 P=$BENCH_TMP/dk
 mkdir -p "$P/connector" "$P/store" "$P/environments" "$P/dataset" "$P/transforms/copy"
