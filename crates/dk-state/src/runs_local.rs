@@ -11,7 +11,8 @@
 //!   archive/<invocation>.jsonl journals already folded into the summary (read by `dk runs`)
 //!   .fold.lock                flock(2) target: shared while reading the summary, exclusive
 //!                             while folding
-//!   <id>.json                 one record per file, as written before journals (still read)
+//!   <id>.json                 one record per file, as written before journals (still read, and
+//!                             archived as they are)
 //! ```
 //!
 //! Durability: lines are appended by [`crate::jsonl`] (one `write`, `fdatasync`ed before `put`
@@ -158,36 +159,12 @@ impl LocalRuns {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            let name = match name.strip_suffix(".json") {
-                Some(stem) => format!("{stem}.jsonl"), // a one-record file is a one-line journal
-                None => name,
-            };
             let mut target = archive.join(&name);
             if target.exists() {
                 target = archive.join(format!("{}-{}", uuid::Uuid::new_v4().simple(), name));
             }
-            if path.extension().is_some_and(|e| e == "json") {
-                // Rewrite as one compact line, durably, then drop the old file.
-                let journal = read_journal(path)?;
-                let mut out = Vec::new();
-                for r in &journal.records {
-                    out.extend(
-                        serde_json::to_vec(r).map_err(|e| {
-                            StateError::Internal(format!("serialize run record: {e}"))
-                        })?,
-                    );
-                    out.push(b'\n');
-                }
-                let file = target
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                atomic_write(&archive, &file, &out)?;
-                fs::remove_file(path).map_err(|e| StateError::io("remove", path, e))?;
-            } else {
-                fs::rename(path, &target)
-                    .map_err(|e| StateError::io("move into the archive", path, e))?;
-            }
+            fs::rename(path, &target)
+                .map_err(|e| StateError::io("move into the archive", path, e))?;
         }
         sync_dir(&archive)?;
         sync_dir(&self.dir)
