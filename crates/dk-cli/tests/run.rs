@@ -187,13 +187,19 @@ fn container_runtime_is_a_clear_error_naming_the_transform() {
     assert!(out.contains("does not run container images"), "{out}");
 }
 
-#[test]
-fn due_runs_what_never_ran_then_nothing_until_inputs_change() {
-    let (_tmp, p) = quickstart();
-    // A yearly schedule: after one run, the next occurrence is far away.
+/// The quickstart with load-orders on a yearly schedule: after one run, the next occurrence is
+/// far away.
+fn yearly_quickstart() -> (tempfile::TempDir, PathBuf) {
+    let (tmp, p) = quickstart();
     let f = p.join("transforms/load-orders/dk.yaml");
     let text = fs::read_to_string(&f).expect("read");
     fs::write(&f, text.replace("0 * * * *", "0 0 1 1 *")).expect("write");
+    (tmp, p)
+}
+
+#[test]
+fn due_runs_what_never_ran_then_nothing_until_inputs_change() {
+    let (_tmp, p) = yearly_quickstart();
     let (code, out, err) = dk_in(&p, &["run", "-e", "dev", "--due"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -233,6 +239,57 @@ fn due_runs_what_never_ran_then_nothing_until_inputs_change() {
         "{err}"
     );
     assert!(out.contains("1 succeeded"), "{out}");
+}
+
+#[test]
+fn pruned_run_records_are_gone_but_due_still_knows_what_ran() {
+    let (_tmp, p) = yearly_quickstart();
+    let (code, out, err) = dk_in(&p, &["run", "-e", "dev", "--due"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 succeeded"), "{out}");
+    let (code, out, err) = dk_in(
+        &p,
+        &[
+            "runs",
+            "prune",
+            "-e",
+            "dev",
+            "--older-than",
+            "0s",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v = json(&out);
+    assert_eq!(
+        (v["removed"].as_u64(), v["dry_run"].as_bool()),
+        (Some(2), Some(true)),
+        "{v}"
+    );
+    let (_, out, _) = dk_in(&p, &["runs", "list", "-e", "dev", "-o", "json"]);
+    assert_eq!(json(&out).as_array().map(Vec::len), Some(2), "{out}");
+    let (code, out, err) = dk_in(&p, &["runs", "prune", "-e", "dev", "--older-than", "0s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Deleted 2 run record(s) of environment dev older than 0s"),
+        "{out}"
+    );
+    let (_, out, _) = dk_in(&p, &["runs", "list", "-e", "dev", "-o", "json"]);
+    assert_eq!(json(&out).as_array().map(Vec::len), Some(0), "{out}");
+    assert!(p.join(".dk/state/dev/runs/pruned.json").exists());
+    // What `--due` reads survived: nothing is due, for the same reasons as before the prune.
+    let (code, out, err) = dk_in(&p, &["run", "-e", "dev", "--due"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Nothing to run."), "{out}{err}");
+    assert!(err.contains("load-orders: not due (next at"), "{err}");
+    let (code, _, err) = dk_in(&p, &["runs", "prune", "-e", "dev", "--older-than", "soon"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--older-than soon: \"soon\" is not a duration"),
+        "{err}"
+    );
 }
 
 fn prod(p: &Path, db: &TestDb) {

@@ -59,6 +59,7 @@ pub use local::{LocalBackend, LocalLockGuard};
 pub use lock::{current_host, current_user, pid_alive, LockInfo};
 pub use postgres::{PgBackend, PgLockGuard, HEARTBEAT, LEASE};
 pub use runs::{
-    new_id, DatasetChange, PgRuns, RunOutput, RunRecord, RunStatus, RunStore, RunSummary,
+    new_id, DatasetChange, PgRuns, PruneReport, RunOutput, RunQuery, RunRecord, RunStatus,
+    RunStore, RunSummary, ID_TIME_FORMAT,
 };
 pub use test_results::TestRecord;

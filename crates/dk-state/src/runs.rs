@@ -5,8 +5,9 @@
 //!   `.dk/state/<env>/runs/<invocation>.jsonl`, each line `fdatasync`ed before the transform
 //!   goes on; finished journals are folded into `summary.json` and moved to `archive/`.
 //! * **postgres**: table `<schema>.runs (project, environment, id, transform, started, status,
-//!   record jsonb)`, created when missing, one row per run, upserted at the start and at the end
-//!   of the run (TLS as for the state tables: the url's `sslmode` / `sslrootcert`).
+//!   record jsonb)` with indexes by transform and by start, created when missing, one row per
+//!   run, upserted at the start and at the end of the run (TLS as for the state tables: the
+//!   url's `sslmode` / `sslrootcert`).
 //!
 //! A record is written when the run starts (status `running`) and once more in its final form;
 //! finished records are never changed again. Ids start with the UTC start time, so id order is
@@ -169,11 +170,14 @@ impl RunRecord {
     }
 }
 
+/// How a run id begins: its UTC start time (fixed width, so id order is start order).
+pub const ID_TIME_FORMAT: &str = "%Y%m%dT%H%M%S%3fZ";
+
 /// A new run (or invocation) id starting with `at`.
 pub fn new_id(at: DateTime<Utc>) -> String {
     format!(
         "{}-{}",
-        at.format("%Y%m%dT%H%M%S%3fZ"),
+        at.format(ID_TIME_FORMAT),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
 }
@@ -270,6 +274,26 @@ impl RunSummary {
     }
 }
 
+/// Which run records to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    /// Only runs of this transform.
+    pub transform: Option<String>,
+    /// Only the newest this many (all when `None`).
+    pub limit: Option<usize>,
+}
+
+/// What `dk runs prune` removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Records deleted (or that would be, on a dry run).
+    pub removed: u64,
+    /// Records older than the cut-off kept because they are the latest of their transform and
+    /// status or the latest change of a dataset (PostgreSQL; the local backend keeps that in
+    /// its summary instead).
+    pub kept: u64,
+}
+
 /// Where run records live: the project's state backend.
 #[derive(Debug)]
 pub enum RunStore {
@@ -292,6 +316,52 @@ impl std::fmt::Debug for PgRuns {
             .field("target", &self.target)
             .field("table", &self.table)
             .finish_non_exhaustive()
+    }
+}
+
+/// The latest succeeded run that changed each output dataset (rows written or rebuilt, as
+/// [`RunOutput::changed`] says), one row per dataset with `columns` (`o` is the output).
+fn latest_changes(table: &str, columns: &str) -> String {
+    format!(
+        "SELECT DISTINCT ON (o->>'dataset') {columns} \
+         FROM {table}, jsonb_array_elements(record->'outputs') o \
+         WHERE project = $1 AND environment = $2 AND status = 'succeeded' \
+           AND record->>'ended' IS NOT NULL \
+           AND (COALESCE((o->>'rows_written')::numeric, 0) > 0 \
+                OR COALESCE((o->>'rebuilt')::boolean, false)) \
+         ORDER BY o->>'dataset', (record->>'ended')::timestamptz DESC, id DESC"
+    )
+}
+
+/// A record as stored in the `record` column.
+fn parse_stored(text: String) -> Result<RunRecord> {
+    serde_json::from_str(&text)
+        .map_err(|e| StateError::Internal(format!("a stored run record is not valid: {e}")))
+}
+
+impl PgRuns {
+    /// The records of this project and environment that `rest` selects (SQL after the
+    /// `WHERE project = $1 AND environment = $2`; its parameters are `$3`…).
+    async fn records(
+        &self,
+        rest: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<RunRecord>> {
+        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            vec![&self.project, &self.environment];
+        all.extend_from_slice(params);
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT record::text FROM {} WHERE project = $1 AND environment = $2 {rest}",
+                    self.table
+                ),
+                &all,
+            )
+            .await
+            .map_err(pg_err(&self.target, "read run records"))?;
+        rows.iter().map(|r| parse_stored(r.get(0))).collect()
     }
 }
 
@@ -357,6 +427,8 @@ impl RunStore {
                          );
                          CREATE INDEX IF NOT EXISTS runs_by_transform
                              ON {table} (project, environment, transform, started);
+                         CREATE INDEX IF NOT EXISTS runs_by_start
+                             ON {table} (project, environment, started, id);
                          COMMIT;"
                     ))
                     .await
@@ -406,49 +478,108 @@ impl RunStore {
         }
     }
 
-    /// Every record, oldest first.
-    pub async fn list(&self) -> Result<Vec<RunRecord>> {
+    /// The records `q` asks for, oldest first: with a limit, the newest `limit` (by start), read
+    /// without going through the whole history (a `LIMIT` on the index; locally, journals newest
+    /// first until no older one can hold a newer record).
+    pub async fn list(&self, q: &RunQuery) -> Result<Vec<RunRecord>> {
         let mut out = match self {
-            RunStore::Local(l) => l.list()?,
+            RunStore::Local(l) => l.list(q)?,
             RunStore::Postgres(p) => {
-                let rows = p
-                    .client
-                    .query(
-                        &format!(
-                            "SELECT record::text FROM {} WHERE project = $1 AND environment = $2 ORDER BY started, id",
-                            p.table
-                        ),
-                        &[&p.project, &p.environment],
-                    )
-                    .await
-                    .map_err(pg_err(&p.target, "read run records"))?;
-                rows.iter()
-                    .map(|r| {
-                        let v: String = r.get(0);
-                        serde_json::from_str(&v).map_err(|e| {
-                            StateError::Internal(format!("a stored run record is not valid: {e}"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?
+                // By the `runs_by_transform` or `runs_by_start` index, newest first.
+                let limit = q.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+                match &q.transform {
+                    Some(t) => {
+                        p.records(
+                            "AND transform = $3 ORDER BY started DESC, id DESC LIMIT $4",
+                            &[t, &limit],
+                        )
+                        .await?
+                    }
+                    None => {
+                        p.records("ORDER BY started DESC, id DESC LIMIT $3", &[&limit])
+                            .await?
+                    }
+                }
             }
         };
         out.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
+        if let Some(limit) = q.limit {
+            out.drain(..out.len().saturating_sub(limit));
+        }
         Ok(out.into_iter().map(RunRecord::settle).collect())
     }
 
-    /// One record by id (or unique id prefix).
+    /// One record by id or unique id prefix (an exact id wins over longer ids it prefixes).
+    /// Bounded: the id's leading start time limits what is read.
     pub async fn get(&self, id: &str) -> Result<Option<RunRecord>> {
-        let all = self.list().await?;
-        if let Some(r) = all.iter().find(|r| r.id == id) {
-            return Ok(Some(r.clone()));
+        let mut matches = match self {
+            RunStore::Local(l) => l.find(id)?,
+            RunStore::Postgres(p) => {
+                p.records(
+                    "AND id >= $3 AND starts_with(id, $3) ORDER BY id LIMIT 2",
+                    &[&id],
+                )
+                .await?
+            }
+        };
+        if let Some(i) = matches.iter().position(|r| r.id == id) {
+            return Ok(Some(matches.swap_remove(i).settle()));
         }
-        let matches: Vec<&RunRecord> = all.iter().filter(|r| r.id.starts_with(id)).collect();
         match matches.len() {
             0 => Ok(None),
-            1 => Ok(Some(matches[0].clone())),
-            n => Err(StateError::InvalidConfig(format!(
-                "run id prefix {id} matches {n} runs; give more characters"
+            1 => Ok(matches.pop().map(RunRecord::settle)),
+            _ => Err(StateError::InvalidConfig(format!(
+                "run id prefix {id} matches more than one run; give more characters"
             ))),
+        }
+    }
+
+    /// Deletes the run records that started before `before` and that nothing needs any more:
+    /// what `dk run` and `--due` read (the latest record of each transform per status, the
+    /// latest change of each dataset) survives — in `pruned.json` locally, as kept rows on
+    /// PostgreSQL. With `dry_run`, only counts.
+    pub async fn prune(&self, before: DateTime<Utc>, dry_run: bool) -> Result<PruneReport> {
+        match self {
+            RunStore::Local(l) => l.prune(before, dry_run),
+            RunStore::Postgres(p) => {
+                let t = &p.table;
+                let keep = format!(
+                    "(SELECT DISTINCT ON (transform, status) id FROM {t} \
+                      WHERE project = $1 AND environment = $2 \
+                      ORDER BY transform, status, started DESC, id DESC) \
+                     UNION ({})",
+                    latest_changes(t, "id")
+                );
+                let old = "project = $1 AND environment = $2 AND started < $3";
+                let sql = if dry_run {
+                    format!(
+                        "WITH keep AS ({keep}) \
+                         SELECT count(*) FILTER (WHERE id NOT IN (SELECT id FROM keep)), \
+                                count(*) FILTER (WHERE id IN (SELECT id FROM keep)) \
+                         FROM {t} WHERE {old}"
+                    )
+                } else {
+                    format!(
+                        "WITH keep AS ({keep}), \
+                              gone AS (DELETE FROM {t} WHERE {old} \
+                                       AND id NOT IN (SELECT id FROM keep) RETURNING 1) \
+                         SELECT (SELECT count(*) FROM gone), \
+                                (SELECT count(*) FROM {t} WHERE {old} \
+                                   AND id IN (SELECT id FROM keep))"
+                    )
+                };
+                let row = p
+                    .client
+                    .query_one(&sql, &[&p.project, &p.environment, &before])
+                    .await
+                    .map_err(pg_err(&p.target, "prune run records"))?;
+                let removed: i64 = row.get(0);
+                let kept: i64 = row.get(1);
+                Ok(PruneReport {
+                    removed: removed.max(0) as u64,
+                    kept: kept.max(0) as u64,
+                })
+            }
         }
     }
 
@@ -475,11 +606,7 @@ impl RunStore {
                     .map_err(pg_err(&p.target, "read run records"))?;
                 let mut s = RunSummary::default();
                 for row in &rows {
-                    let text: String = row.get(0);
-                    let r: RunRecord = serde_json::from_str(&text).map_err(|e| {
-                        StateError::Internal(format!("a stored run record is not valid: {e}"))
-                    })?;
-                    let r = r.settle();
+                    let r = parse_stored(row.get(0))?.settle();
                     // Changes come from the query below, over every succeeded run.
                     let slot = s.last.entry(r.transform.clone()).or_default();
                     slot.insert(r.status, r);
@@ -487,16 +614,7 @@ impl RunStore {
                 let rows = p
                     .client
                     .query(
-                        &format!(
-                            "SELECT DISTINCT ON (o->>'dataset') o->>'dataset', record->>'ended', transform, id \
-                             FROM {}, jsonb_array_elements(record->'outputs') o \
-                             WHERE project = $1 AND environment = $2 AND status = 'succeeded' \
-                               AND record->>'ended' IS NOT NULL \
-                               AND (COALESCE((o->>'rows_written')::numeric, 0) > 0 \
-                                    OR COALESCE((o->>'rebuilt')::boolean, false)) \
-                             ORDER BY o->>'dataset', (record->>'ended')::timestamptz DESC, id DESC",
-                            p.table
-                        ),
+                        &latest_changes(&p.table, "o->>'dataset', record->>'ended', transform, id"),
                         &[&p.project, &p.environment],
                     )
                     .await
@@ -543,11 +661,15 @@ mod tests {
         let store = RunStore::open(&BackendConfig::local(tmp.path()), "shop", "dev")
             .await
             .expect("open");
-        assert!(store.list().await.expect("empty").is_empty());
+        assert!(store
+            .list(&RunQuery::default())
+            .await
+            .expect("empty")
+            .is_empty());
         let mut a = RunRecord::start("inv", "load", "dev", Some("abc"));
         store.put(&a).await.expect("put running");
         assert_eq!(
-            store.list().await.expect("list")[0].status,
+            store.list(&RunQuery::default()).await.expect("list")[0].status,
             RunStatus::Running
         );
         a.status = RunStatus::Succeeded;
@@ -563,7 +685,7 @@ mod tests {
         let mut dead = RunRecord::start("inv2", "load", "dev", None);
         dead.pid = 0; // no such process
         store.put(&dead).await.expect("put dead");
-        let all = store.list().await.expect("list");
+        let all = store.list(&RunQuery::default()).await.expect("list");
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].status, RunStatus::Interrupted);
         let summary = store.summary().await.expect("summary");
@@ -607,6 +729,9 @@ mod tests {
             [".fold.lock", "archive", "summary.json"]
         );
         assert_eq!(store.summary().await.expect("summary"), summary);
-        assert_eq!(store.list().await.expect("list").len(), 2);
+        assert_eq!(
+            store.list(&RunQuery::default()).await.expect("list").len(),
+            2
+        );
     }
 }

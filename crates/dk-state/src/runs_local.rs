@@ -9,8 +9,10 @@
 //!   summary.json              the latest record per transform and status, the latest change per
 //!                             dataset (a cache: rebuilt from the journals when missing)
 //!   archive/<invocation>.jsonl journals already folded into the summary (read by `dk runs`)
+//!   pruned.json               the summary of the journals `dk runs prune` deleted (the base the
+//!                             summary is rebuilt on)
 //!   .fold.lock                flock(2) target: shared while reading the summary, exclusive
-//!                             while folding
+//!                             while folding or pruning
 //!   <id>.json                 one record per file, as written before journals (still read, and
 //!                             archived as they are)
 //! ```
@@ -23,19 +25,31 @@
 //! `archive/`; journals of processes that died on this host are folded by the next invocation
 //! that finishes. A crash between the two steps leaves the journal in place, and folding it again
 //! changes nothing (folding is idempotent).
+//!
+//! Reads stay bounded as the archive grows: a journal's modification time is at or after the
+//! start of every record in it, so `dk runs list --limit N` reads journals newest-modified first
+//! and stops at the first one modified before the N-th newest start found, and `dk runs show ID`
+//! reads only journals modified at or after the start time its id begins with.
+//! `dk runs prune --older-than` deletes archived journals last modified before the cut-off after
+//! folding them into `pruned.json` (written first, so a crash in between folds them twice, which
+//! changes nothing): the summary, and so `dk run --due` and incremental cursors, keep their state.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
 
 use crate::error::{Result, StateError};
 use crate::jsonl;
 use crate::local::{atomic_write, sync_dir};
 use crate::lock::{current_host, pid_alive};
-use crate::runs::{RunRecord, RunStatus, RunSummary};
+use crate::runs::{PruneReport, RunQuery, RunRecord, RunStatus, RunSummary, ID_TIME_FORMAT};
 
 const SUMMARY: &str = "summary.json";
+const PRUNED: &str = "pruned.json";
 const ARCHIVE: &str = "archive";
 const FOLD_LOCK: &str = ".fold.lock";
 
@@ -75,23 +89,126 @@ impl LocalRuns {
         jsonl::append(&self.dir, &format!("{key}.jsonl"), record)
     }
 
-    /// Every record ever written (archive, journals, single-record files), one per id.
-    pub fn list(&self) -> Result<Vec<RunRecord>> {
-        let mut files = journal_files(&self.dir)?;
-        files.extend(journal_files(&self.dir.join(ARCHIVE))?);
+    /// The records `q` asks for (the newest `q.limit`, in no particular order), one per id,
+    /// from the journals, the archive and single-record files. Journals are read newest-modified
+    /// first; once `limit` records are found, a journal modified before the `limit`-th newest
+    /// start cannot hold a newer one, and reading stops.
+    pub fn list(&self, q: &RunQuery) -> Result<Vec<RunRecord>> {
+        if q.limit == Some(0) {
+            return Ok(Vec::new());
+        }
         let mut by_id: HashMap<String, RunRecord> = HashMap::new();
-        for path in files {
+        for (path, modified) in self.files_newest_first()? {
+            if let Some(limit) = q.limit {
+                if by_id.len() >= limit && modified < nth_newest_start(&by_id, limit) {
+                    break;
+                }
+            }
             for r in read_journal(&path)?.records {
-                match by_id.get(&r.id) {
-                    // A journal folded twice after a crash: prefer the finished form.
-                    Some(old) if old.ended.is_some() && r.ended.is_none() => {}
-                    _ => {
-                        by_id.insert(r.id.clone(), r);
-                    }
+                if q.transform.as_ref().is_some_and(|t| t != &r.transform) {
+                    continue;
+                }
+                keep_finished(&mut by_id, r);
+            }
+        }
+        Ok(by_id.into_values().collect())
+    }
+
+    /// The records whose id starts with `prefix`, reading only journals modified at or after
+    /// the earliest start such an id can have (ids begin with their start time).
+    pub fn find(&self, prefix: &str) -> Result<Vec<RunRecord>> {
+        let stamp = &prefix[..prefix
+            .char_indices()
+            .map(|(i, c)| i + c.len_utf8())
+            .take_while(|&end| end <= 19)
+            .last()
+            .unwrap_or(0)];
+        let mut by_id: HashMap<String, RunRecord> = HashMap::new();
+        for (path, modified) in self.files_newest_first()? {
+            if modified.format(ID_TIME_FORMAT).to_string().as_str() < stamp {
+                break;
+            }
+            for r in read_journal(&path)?.records {
+                if r.id.starts_with(prefix) {
+                    keep_finished(&mut by_id, r);
                 }
             }
         }
         Ok(by_id.into_values().collect())
+    }
+
+    /// Deletes the archived journals last modified before `before` (every record in them started
+    /// and ended before it), after folding them into `pruned.json`; journals of runs not sealed
+    /// yet are never touched. With `dry_run`, only counts.
+    pub fn prune(&self, before: DateTime<Utc>, dry_run: bool) -> Result<PruneReport> {
+        let archive = self.dir.join(ARCHIVE);
+        if !archive.exists() {
+            return Ok(PruneReport::default());
+        }
+        let _lock = self.fold_lock(true)?;
+        let mut report = PruneReport::default();
+        let mut base = self.read_pruned()?;
+        let mut doomed = Vec::new();
+        for path in journal_files(&archive)? {
+            if modified_at(&path)? >= before {
+                continue;
+            }
+            for r in read_journal(&path)?.records {
+                report.removed += 1;
+                base.fold(&r);
+            }
+            doomed.push(path);
+        }
+        if dry_run || doomed.is_empty() {
+            return Ok(report);
+        }
+        let bytes = serde_json::to_vec(&base)
+            .map_err(|e| StateError::Internal(format!("serialize the pruned summary: {e}")))?;
+        atomic_write(&self.dir, PRUNED, &bytes)?;
+        for path in &doomed {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StateError::io("delete", path, e)),
+            }
+        }
+        sync_dir(&archive)?;
+        Ok(report)
+    }
+
+    /// Journals and single-record files, in the folder and in the archive, with their
+    /// modification times, newest first.
+    fn files_newest_first(&self) -> Result<Vec<(PathBuf, DateTime<Utc>)>> {
+        let mut files = journal_files(&self.dir)?;
+        files.extend(journal_files(&self.dir.join(ARCHIVE))?);
+        let mut out = Vec::with_capacity(files.len());
+        for path in files {
+            match modified_at(&path) {
+                Ok(t) => out.push((path, t)),
+                // Folded into the archive since it was listed: the archive listing has it, or
+                // the next read does.
+                Err(StateError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        Ok(out)
+    }
+
+    /// `pruned.json`, or an empty summary.
+    fn read_pruned(&self) -> Result<RunSummary> {
+        let path = self.dir.join(PRUNED);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                StateError::InvalidConfig(format!(
+                    "the summary of pruned runs {} is not valid: {e}",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunSummary::default()),
+            Err(e) => Err(StateError::io("read", &path, e)),
+        }
     }
 
     /// The summary: `summary.json` with the journals not folded yet on top (rebuilt from the
@@ -203,9 +320,9 @@ impl LocalRuns {
                 ))
                 }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut s = RunSummary::default();
+                let mut s = self.read_pruned()?;
                 let archived = journal_files(&self.dir.join(ARCHIVE))?;
-                let rebuilt = !archived.is_empty();
+                let rebuilt = !archived.is_empty() || s != RunSummary::default();
                 for path in archived {
                     for r in read_journal(&path)?.records {
                         s.fold(&r);
@@ -218,7 +335,37 @@ impl LocalRuns {
     }
 }
 
-/// Journals (`*.jsonl`) and single-record files (`*.json`, not the summary) directly in `dir`,
+/// Inserts `r` unless a finished form of the same id is there (a journal folded twice after a
+/// crash holds each record twice).
+fn keep_finished(by_id: &mut HashMap<String, RunRecord>, r: RunRecord) {
+    match by_id.get(&r.id) {
+        Some(old) if old.ended.is_some() && r.ended.is_none() => {}
+        _ => {
+            by_id.insert(r.id.clone(), r);
+        }
+    }
+}
+
+/// The `n`-th newest start among `records` (the oldest when there are fewer; the epoch when
+/// there are none).
+fn nth_newest_start(records: &HashMap<String, RunRecord>, n: usize) -> DateTime<Utc> {
+    let mut starts: Vec<DateTime<Utc>> = records.values().map(|r| r.started).collect();
+    starts.sort_unstable_by(|a, b| b.cmp(a));
+    starts
+        .get(n.saturating_sub(1))
+        .or(starts.last())
+        .copied()
+        .unwrap_or_default()
+}
+
+fn modified_at(path: &Path) -> Result<DateTime<Utc>> {
+    let t: SystemTime = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| StateError::io("read the modification time of", path, e))?;
+    Ok(DateTime::<Utc>::from(t))
+}
+
+/// Journals (`*.jsonl`) and single-record files (`*.json`, not the summaries) directly in `dir`,
 /// sorted by name (= start order).
 fn journal_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
@@ -230,7 +377,7 @@ fn journal_files(dir: &Path) -> Result<Vec<PathBuf>> {
     for e in entries {
         let e = e.map_err(|e| StateError::io("list", dir, e))?;
         let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') || name == SUMMARY {
+        if name.starts_with('.') || name == SUMMARY || name == PRUNED {
             continue;
         }
         if name.ends_with(".jsonl") || name.ends_with(".json") {
@@ -308,14 +455,17 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(b"{\"id\":\"2026").expect("write");
         drop(f);
-        let all = runs.list().expect("list");
+        let all = runs.list(&RunQuery::default()).expect("list");
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].id, r.id);
         // The same bytes followed by a newline are a corrupt record, not a torn write.
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(b"\n").expect("write");
         drop(f);
-        let err = runs.list().expect_err("corrupt").to_string();
+        let err = runs
+            .list(&RunQuery::default())
+            .expect_err("corrupt")
+            .to_string();
         assert!(err.contains("inv.jsonl:2"), "{err}");
     }
 
@@ -367,14 +517,14 @@ mod tests {
         );
         assert_eq!(s.last_change("orders").map(|c| &c.run), Some(&b.id));
         assert_eq!(s.last_change("legacy").map(|c| &c.run), Some(&old.id));
-        assert_eq!(runs.list().expect("list").len(), 4);
+        assert_eq!(runs.list(&RunQuery::default()).expect("list").len(), 4);
         // The summary is a cache: without it, it is rebuilt from the archive.
         std::fs::remove_file(tmp.path().join(SUMMARY)).expect("rm");
         let rebuilt = runs.summary().expect("rebuilt");
         assert_eq!(rebuilt, s);
         // Folding the same records again changes nothing.
         let mut again = s.clone();
-        for r in runs.list().expect("list") {
+        for r in runs.list(&RunQuery::default()).expect("list") {
             again.fold(&r);
         }
         assert_eq!(again, s);

@@ -12,7 +12,7 @@ use dk_runtime::checks;
 use dk_runtime::runner::{
     self, AfterTransform, BoxFuture, Event, HookContext, HookResult, RunOptions, RunReport,
 };
-use dk_state::{RunRecord, RunStatus, RunStore};
+use dk_state::{RunQuery, RunRecord, RunStatus, RunStore};
 
 use crate::cli::{ProjectArg, TextOrJson};
 use crate::exit::Exit;
@@ -72,6 +72,23 @@ pub enum RunsCommand {
         /// At most N (the newest).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Delete run records older than a duration; what `dk run` still needs (the latest run of
+    /// each transform per status, the latest change of each dataset) is kept.
+    Prune {
+        #[arg(long, short = 'e', env = "DK_ENV")]
+        env: Option<String>,
+        /// Delete records of runs that started (locally: whose journal was last written) longer
+        /// ago than this, e.g. `30d`, `12h`.
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long, short = 'o', value_enum, default_value_t = TextOrJson::Text)]
         output: TextOrJson,
         #[command(flatten)]
@@ -469,12 +486,11 @@ pub fn runs(c: RunsCommand) -> anyhow::Result<Exit> {
             project,
         } => {
             let (rt, store, envname) = open_runs(env.as_deref(), &project.dir)?;
-            let mut all = rt.block_on(store.list())?;
-            if let Some(t) = &transform {
-                all.retain(|r| &r.transform == t);
-            }
-            let skip = all.len().saturating_sub(limit);
-            let shown = &all[skip..];
+            let shown = rt.block_on(store.list(&RunQuery {
+                transform,
+                limit: Some(limit),
+            }))?;
+            let shown = shown.as_slice();
             if output == TextOrJson::Json {
                 println!("{}", serde_json::to_string_pretty(shown)?);
                 return Ok(Exit::Ok);
@@ -506,6 +522,50 @@ pub fn runs(c: RunsCommand) -> anyhow::Result<Exit> {
                 ]);
             }
             println!("{table}");
+            Ok(Exit::Ok)
+        }
+        RunsCommand::Prune {
+            env,
+            older_than,
+            dry_run,
+            output,
+            project,
+        } => {
+            let age = dk_runtime::runner::parse_duration(&older_than)
+                .map_err(|e| anyhow::anyhow!("--older-than {older_than}: {e}"))
+                .and_then(|d| {
+                    chrono::Duration::from_std(d)
+                        .map_err(|_| anyhow::anyhow!("--older-than {older_than} is too long"))
+                })?;
+            let (rt, store, envname) = open_runs(env.as_deref(), &project.dir)?;
+            let before = chrono::Utc::now()
+                .checked_sub_signed(age)
+                .ok_or_else(|| anyhow::anyhow!("--older-than {older_than} is too long"))?;
+            let report = rt.block_on(store.prune(before, dry_run))?;
+            if output == TextOrJson::Json {
+                let v = serde_json::json!({
+                    "environment": envname,
+                    "before": before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "dry_run": dry_run,
+                    "removed": report.removed,
+                    "kept": report.kept,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(Exit::Ok);
+            }
+            let verb = if dry_run { "Would delete" } else { "Deleted" };
+            println!(
+                "{verb} {} run record(s) of environment {envname} older than {} (before {}).",
+                report.removed,
+                older_than.trim(),
+                before.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            if report.kept > 0 {
+                println!(
+                    "Kept {} older record(s) that `dk run` still reads (the latest of a transform per status, or the latest change of a dataset).",
+                    report.kept
+                );
+            }
             Ok(Exit::Ok)
         }
         RunsCommand::Show {
