@@ -526,6 +526,56 @@ async fn postgres_unconstrained_numeric_and_pooled_transactions() {
         .map(|b| dk_runtime::dataplane::schema::conform(b, &as_decimal, "nums").expect("conform"))
         .collect();
     assert_eq!(text(&conformed)[0][1], "12345678901234567890.123456789");
+    // ... decoded straight into the declared decimal, not through text.
+    assert_eq!(
+        declared[0].schema().field(1).data_type(),
+        &arrow::datatypes::DataType::Decimal128(30, 9)
+    );
+    // Extra decimals round half away from zero (as `::numeric(10,2)` does); a value beyond the
+    // declared precision fails the scan, naming the column and the value.
+    pg.plane
+        .execute(&format!(
+            "CREATE TABLE {s}.amounts (id integer, v numeric);
+             INSERT INTO {s}.amounts VALUES (1, 1.005), (2, -2.5), (3, 99999999.994), (4, -0.004)"
+        ))
+        .await
+        .expect("amounts");
+    let amounts = Target::Table {
+        schema: s.clone(),
+        name: "amounts".into(),
+    };
+    let as_money = ScanOptions {
+        declared: vec![
+            col("id", LogicalType::Integer),
+            col("v", LogicalType::Decimal(10, 2)),
+        ],
+        ..ScanOptions::default()
+    };
+    let rows = scan_all(&pg.plane, &amounts, as_money.clone(), "amounts").await;
+    let expected: Vec<String> = count(
+        &pg.plane,
+        format!("SELECT string_agg(v::numeric(10,2)::text, ',' ORDER BY id) FROM {s}.amounts"),
+    )
+    .await
+    .split(',')
+    .map(str::to_string)
+    .collect();
+    let got: Vec<String> = text(&rows).into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(got, expected);
+    assert_eq!(got, ["1.01", "-2.50", "99999999.99", "0.00"]);
+    pg.plane
+        .execute(&format!("INSERT INTO {s}.amounts VALUES (5, 99999999.995)"))
+        .await
+        .expect("too large");
+    let err = match pg.plane.scan(&amounts, &as_money).await {
+        Ok(stream) => stream.collect().await.expect_err("does not fit"),
+        Err(e) => e,
+    };
+    assert!(
+        err.to_string()
+            .contains("column v: 99999999.995 does not fit in decimal(10,2)"),
+        "{err}"
+    );
     // A value that is not a number is refused with the column named, and nothing is written.
     let bad = RecordBatch::try_new(
         arrow_schema(&cols),

@@ -623,7 +623,9 @@ impl DataPlane {
                     ));
                 }
                 match self {
-                    DataPlane::Postgres(p) => p.scan_table(schema, name, &sql).await,
+                    DataPlane::Postgres(p) => {
+                        p.scan_table(schema, name, &sql, &options.declared).await
+                    }
                     _ => self.query(&sql).await,
                 }
             }

@@ -16,6 +16,7 @@ use super::schema::{conform, DeclaredColumn};
 use super::{quote_ident, BatchStream, WriteMode, WriteReport, BATCH_ROWS};
 use crate::error::{Result, RuntimeError};
 use dk_env::ResolvedStore;
+use dk_providers::model::LogicalType;
 use dk_providers::postgres::{config_for, connect_message, connector_for, describe, error_text};
 
 /// Bytes of encoded rows sent per COPY message.
@@ -201,7 +202,7 @@ impl PgPlane {
                 let notnull: bool = r.get(2);
                 // A `numeric` without precision has no decimal(p,s): it moves as exact text.
                 let ty = dk_providers::postgres::logical_type(&native)
-                    .or_else(|| (native == "numeric").then_some(dk_providers::model::LogicalType::String))
+                    .or_else(|| (native == "numeric").then_some(LogicalType::String))
                     .ok_or_else(|| {
                     RuntimeError::Schema(format!(
                         "store {}: column {schema}.{name}.{n} has type {native}, which dk cannot read or write (no logical type); change the column or cast it in a view",
@@ -232,14 +233,32 @@ impl PgPlane {
         self.stream(sql, &[]).await
     }
 
-    /// Reads a table: its catalog types give exact decimals (`numeric(p,s)`).
-    pub async fn scan_table(&self, schema: &str, name: &str, sql: &str) -> Result<BatchStream> {
-        let known = self.table_columns(schema, name).await?.ok_or_else(|| {
+    /// Reads a table: its catalog types give exact decimals (`numeric(p,s)`). A `numeric` without
+    /// precision that the dataset declares `decimal(p,s)` is decoded straight into that decimal
+    /// (rounded half away from zero, refused when it does not fit), as the declared schema's cast
+    /// of its exact text would.
+    pub async fn scan_table(
+        &self,
+        schema: &str,
+        name: &str,
+        sql: &str,
+        declared: &[DeclaredColumn],
+    ) -> Result<BatchStream> {
+        let mut known = self.table_columns(schema, name).await?.ok_or_else(|| {
             RuntimeError::Config(format!(
                 "store {}: table {schema}.{name} does not exist (run `dk apply`, or the transform that produces it)",
                 self.resolved.name
             ))
         })?;
+        for (k, native) in &mut known {
+            if native == "numeric" {
+                if let Some(d) = declared.iter().find(|d| d.name == k.name) {
+                    if let LogicalType::Decimal(..) = d.ty {
+                        k.ty = d.ty;
+                    }
+                }
+            }
+        }
         self.stream(sql, &known).await
     }
 

@@ -327,8 +327,8 @@ impl Decoder {
                 .map(|_| f32::from_be_bytes([v[0], v[1], v[2], v[3]]))),
             Wire::Float8 => put!(Float64Builder, |v: &[u8]| fixed(v, 8)
                 .map(|_| f64::from_bits(be_i64(v) as u64))),
-            Wire::Numeric(_, s) => put!(Decimal128Builder, |v: &[u8]| numeric_to_i128(v, s)
-                .map_err(|e| bad(ctx, format!("column {name}: {e}")))),
+            Wire::Numeric(p, s) => put!(Decimal128Builder, |v: &[u8]| numeric_to_decimal(v, p, s)
+                .map_err(|e| RuntimeError::Schema(format!("{ctx}: column {name}: {e}")))),
             Wire::NumericText => put!(StringBuilder, |v: &[u8]| numeric_to_string(v)
                 .map_err(|e| bad(ctx, format!("column {name}: {e}")))),
             // Text is appended straight from the wire buffer (validated, not copied first).
@@ -452,27 +452,59 @@ fn numeric_parts(v: &[u8]) -> std::result::Result<NumericParts, String> {
     })
 }
 
-/// A binary `numeric` as an unscaled i128 with `scale` decimals (extra decimals truncated).
+/// A binary `numeric` as an unscaled i128 with `scale` decimals. Extra decimals round half away
+/// from zero, as PostgreSQL's `::numeric(p,s)` and Arrow's decimal parsing do.
 pub fn numeric_to_i128(v: &[u8], scale: u8) -> std::result::Result<i128, String> {
     let n = numeric_parts(v)?;
+    let too_large = || "value too large for decimal(38)".to_string();
     let mut acc: i128 = 0;
     for (i, d) in n.digits.iter().enumerate() {
         let e = 4 * (n.weight as i32 - i as i32) + scale as i32;
         let d = *d as i128;
         if e >= 0 {
-            let p = 10i128
-                .checked_pow(e as u32)
-                .ok_or("value too large for decimal(38)")?;
+            let p = 10i128.checked_pow(e as u32).ok_or_else(too_large)?;
             acc = d
                 .checked_mul(p)
                 .and_then(|x| acc.checked_add(x))
-                .ok_or("value too large for decimal(38)")?;
+                .ok_or_else(too_large)?;
         } else if e > -4 {
             acc += d / 10i128.pow((-e) as u32);
         }
     }
+    // The first decimal dropped (position scale + 1): its base-10000 digit, then its place in it.
+    let k = scale as i32;
+    let at = n.weight as i32 + 1 + k / 4;
+    if let Some(d) = usize::try_from(at).ok().and_then(|i| n.digits.get(i)) {
+        if (*d as i32 / 10i32.pow(3 - (k % 4) as u32)) % 10 >= 5 {
+            acc = acc.checked_add(1).ok_or_else(too_large)?;
+        }
+    }
     Ok(if n.negative { -acc } else { acc })
 }
+
+/// A binary `numeric` as a `decimal(precision, scale)` value: rounded like
+/// [`numeric_to_i128`], refused when it has more than `precision` digits.
+pub fn numeric_to_decimal(v: &[u8], precision: u8, scale: u8) -> std::result::Result<i128, String> {
+    let x = numeric_to_i128(v, scale)?;
+    match POW10.get(precision as usize) {
+        Some(bound) if x.unsigned_abs() >= *bound => Err(format!(
+            "{} does not fit in decimal({precision},{scale})",
+            numeric_to_string(v).unwrap_or_default()
+        )),
+        _ => Ok(x),
+    }
+}
+
+/// 10^0 ..= 10^38: the bounds of decimal precisions.
+const POW10: [u128; 39] = {
+    let mut t = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
 
 /// A binary `numeric` as its exact decimal text.
 pub fn numeric_to_string(v: &[u8]) -> std::result::Result<String, String> {
@@ -850,6 +882,73 @@ mod tests {
             roundtrip(-99_999_999_999, 9),
             (-99_999_999_999, "-99.999999999".into())
         );
+    }
+
+    /// Decoding an unconstrained `numeric` straight into a declared decimal gives what casting
+    /// its exact text does (the declared schema's path before): same rounding, same refusals.
+    #[test]
+    fn numeric_to_decimal_agrees_with_casting_its_text() {
+        use arrow::array::{Array, Decimal128Array, StringArray};
+        use arrow::compute::{cast_with_options, CastOptions};
+        let opts = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let values = [
+            "0",
+            "1.005",
+            "-1.005",
+            "1.004999",
+            "2.5",
+            "-2.5",
+            "0.00049",
+            "0.0005",
+            "0.005",
+            "-0.005",
+            "12345678.994",
+            "12345678.995",
+            "99999999.99",
+            "99999999.995",
+            "-99999999.995",
+            "100000000",
+            "123.456789012345678901",
+            "0.999999999",
+            "9999.99995",
+            "0.00000000001",
+        ];
+        for (p, sc) in [(10u8, 2u8), (10, 0), (12, 4), (38, 10), (5, 5), (3, 1)] {
+            for t in values {
+                let mut b = BytesMut::new();
+                numeric_from_text(t, &mut b).expect(t);
+                let ours = numeric_to_decimal(&b[4..], p, sc);
+                let text = StringArray::from(vec![t]);
+                let cast =
+                    cast_with_options(&text, &DataType::Decimal128(p, sc as i8), &opts).map(|a| {
+                        let d = a.as_any().downcast_ref::<Decimal128Array>().expect("dec");
+                        assert!(!d.is_null(0));
+                        d.value(0)
+                    });
+                match (&ours, &cast) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{t} as decimal({p},{sc})"),
+                    (Err(e), Err(_)) => {
+                        assert!(e.contains("does not fit in decimal("), "{e}")
+                    }
+                    _ => panic!("{t} as decimal({p},{sc}): ours {ours:?}, cast {cast:?}"),
+                }
+            }
+        }
+        let mut b = BytesMut::new();
+        numeric_from_text("1.005", &mut b).expect("1.005");
+        assert_eq!(numeric_to_decimal(&b[4..], 10, 2), Ok(101));
+        let mut b = BytesMut::new();
+        numeric_from_text("-99999999.995", &mut b).expect("big");
+        assert_eq!(
+            numeric_to_decimal(&b[4..], 10, 2),
+            Err("-99999999.995 does not fit in decimal(10,2)".to_string())
+        );
+        let mut b = BytesMut::new();
+        numeric_from_text("NaN", &mut b).expect("nan");
+        assert!(numeric_to_decimal(&b[4..], 10, 2).is_err());
     }
 
     #[test]
