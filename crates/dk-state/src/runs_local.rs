@@ -27,9 +27,10 @@
 //! changes nothing (folding is idempotent).
 //!
 //! Reads stay bounded as the archive grows: a journal's modification time is at or after the
-//! start of every record in it, so `dk runs list --limit N` reads journals newest-modified first
-//! and stops at the first one modified before the N-th newest start found, and `dk runs show ID`
-//! reads only journals modified at or after the start time its id begins with.
+//! start of every record in it (give or take [`MTIME_SLACK`] on file systems with coarse times),
+//! so `dk runs list --limit N` reads journals newest-modified first and stops at the first one
+//! modified before the N-th newest start found, and `dk runs show ID` reads only journals
+//! modified at or after the start time its id begins with.
 //! `dk runs prune --older-than` deletes archived journals last modified before the cut-off after
 //! folding them into `pruned.json` (written first, so a crash in between folds them twice, which
 //! changes nothing): the summary, and so `dk run --due` and incremental cursors, keep their state.
@@ -52,6 +53,9 @@ const SUMMARY: &str = "summary.json";
 const PRUNED: &str = "pruned.json";
 const ARCHIVE: &str = "archive";
 const FOLD_LOCK: &str = ".fold.lock";
+/// Modification times may be coarser than record times (2 s on FAT, 1 s on some network file
+/// systems): a journal counts as written up to this much after its recorded mtime.
+const MTIME_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// The run records of one environment in a local folder.
 #[derive(Debug)]
@@ -89,7 +93,7 @@ impl LocalRuns {
         jsonl::append(&self.dir, &format!("{key}.jsonl"), record)
     }
 
-    /// The records `q` asks for (the newest `q.limit`, in no particular order), one per id,
+    /// The records `q` asks for (the newest `q.limit`, newest first; all in no order), one per id,
     /// from the journals, the archive and single-record files. Journals are read newest-modified
     /// first; once `limit` records are found, a journal modified before the `limit`-th newest
     /// start cannot hold a newer one, and reading stops.
@@ -100,7 +104,8 @@ impl LocalRuns {
         let mut by_id: HashMap<String, RunRecord> = HashMap::new();
         for (path, modified) in self.files_newest_first()? {
             if let Some(limit) = q.limit {
-                if by_id.len() >= limit && modified < nth_newest_start(&by_id, limit) {
+                if by_id.len() >= limit && modified + MTIME_SLACK < nth_newest_start(&by_id, limit)
+                {
                     break;
                 }
             }
@@ -111,7 +116,12 @@ impl LocalRuns {
                 keep_finished(&mut by_id, r);
             }
         }
-        Ok(by_id.into_values().collect())
+        let mut out: Vec<RunRecord> = by_id.into_values().collect();
+        if let Some(limit) = q.limit {
+            out.sort_unstable_by(|a, b| (b.started, &b.id).cmp(&(a.started, &a.id)));
+            out.truncate(limit);
+        }
+        Ok(out)
     }
 
     /// The records whose id starts with `prefix`, reading only journals modified at or after
@@ -125,7 +135,12 @@ impl LocalRuns {
             .unwrap_or(0)];
         let mut by_id: HashMap<String, RunRecord> = HashMap::new();
         for (path, modified) in self.files_newest_first()? {
-            if modified.format(ID_TIME_FORMAT).to_string().as_str() < stamp {
+            if (modified + MTIME_SLACK)
+                .format(ID_TIME_FORMAT)
+                .to_string()
+                .as_str()
+                < stamp
+            {
                 break;
             }
             for r in read_journal(&path)?.records {
@@ -138,8 +153,9 @@ impl LocalRuns {
     }
 
     /// Deletes the archived journals last modified before `before` (every record in them started
-    /// and ended before it), after folding them into `pruned.json`; journals of runs not sealed
-    /// yet are never touched. With `dry_run`, only counts.
+    /// and ended before it, within the file system's time granularity), after folding them into
+    /// `pruned.json`; journals of runs not sealed yet are never touched. With `dry_run`, only
+    /// counts.
     pub fn prune(&self, before: DateTime<Utc>, dry_run: bool) -> Result<PruneReport> {
         let archive = self.dir.join(ARCHIVE);
         if !archive.exists() {
@@ -528,6 +544,48 @@ mod tests {
             again.fold(&r);
         }
         assert_eq!(again, s);
+    }
+
+    /// A file system that keeps coarse times can record a journal as modified before the start of
+    /// its newest record: the newest-N listing still finds that record.
+    #[test]
+    fn newest_first_listing_allows_for_coarse_modification_times() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let runs = LocalRuns::new(tmp.path().to_path_buf());
+        let now = Utc::now();
+        let mut newer = finished("inv-a", "load", "orders");
+        newer.started = now - chrono::TimeDelta::milliseconds(10_000);
+        newer.id = crate::runs::new_id(newer.started);
+        let mut older = finished("inv-b", "load", "orders");
+        older.started = now - chrono::TimeDelta::milliseconds(10_500);
+        older.id = crate::runs::new_id(older.started);
+        runs.append(&newer).expect("a");
+        runs.append(&older).expect("b");
+        let touch = |name: &str, t: DateTime<Utc>| {
+            File::options()
+                .write(true)
+                .open(tmp.path().join(name))
+                .expect("journal")
+                .set_modified(t.into())
+                .expect("mtime");
+        };
+        // inv-a's time truncated below its record's start; inv-b's right after its own.
+        touch(
+            "inv-a.jsonl",
+            newer.started - chrono::TimeDelta::milliseconds(900),
+        );
+        touch(
+            "inv-b.jsonl",
+            older.started + chrono::TimeDelta::milliseconds(100),
+        );
+        let q = RunQuery {
+            transform: None,
+            limit: Some(1),
+        };
+        let got = runs.list(&q).expect("list");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, newer.id);
+        assert_eq!(runs.find(&newer.id).expect("find").len(), 1);
     }
 
     #[test]
