@@ -284,7 +284,7 @@ pub struct RunQuery {
 }
 
 /// What `dk runs prune` removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneReport {
     /// Records deleted (or that would be, on a dry run).
     pub removed: u64,
@@ -317,6 +317,16 @@ impl std::fmt::Debug for PgRuns {
             .field("table", &self.table)
             .finish_non_exhaustive()
     }
+}
+
+/// The latest run of each transform per status (by the `runs_by_transform` index), one row each
+/// with `columns`.
+fn latest_per_status(table: &str, columns: &str) -> String {
+    format!(
+        "SELECT DISTINCT ON (transform, status) {columns} FROM {table} \
+         WHERE project = $1 AND environment = $2 \
+         ORDER BY transform, status, started DESC, id DESC"
+    )
 }
 
 /// The latest succeeded run that changed each output dataset (rows written or rebuilt, as
@@ -503,9 +513,6 @@ impl RunStore {
             }
         };
         out.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
-        if let Some(limit) = q.limit {
-            out.drain(..out.len().saturating_sub(limit));
-        }
         Ok(out.into_iter().map(RunRecord::settle).collect())
     }
 
@@ -544,10 +551,8 @@ impl RunStore {
             RunStore::Postgres(p) => {
                 let t = &p.table;
                 let keep = format!(
-                    "(SELECT DISTINCT ON (transform, status) id FROM {t} \
-                      WHERE project = $1 AND environment = $2 \
-                      ORDER BY transform, status, started DESC, id DESC) \
-                     UNION ({})",
+                    "({}) UNION ({})",
+                    latest_per_status(t, "id"),
                     latest_changes(t, "id")
                 );
                 let old = "project = $1 AND environment = $2 AND started < $3";
@@ -593,13 +598,7 @@ impl RunStore {
                 let rows = p
                     .client
                     .query(
-                        &format!(
-                            "SELECT DISTINCT ON (transform, status) \
-                                    (record - 'details' - 'checks')::text FROM {} \
-                             WHERE project = $1 AND environment = $2 \
-                             ORDER BY transform, status, started DESC, id DESC",
-                            p.table
-                        ),
+                        &latest_per_status(&p.table, "(record - 'details' - 'checks')::text"),
                         &[&p.project, &p.environment],
                     )
                     .await

@@ -101,22 +101,14 @@ impl LocalRuns {
         if q.limit == Some(0) {
             return Ok(Vec::new());
         }
-        let mut by_id: HashMap<String, RunRecord> = HashMap::new();
-        for (path, modified) in self.files_newest_first()? {
-            if let Some(limit) = q.limit {
-                if by_id.len() >= limit && modified + MTIME_SLACK < nth_newest_start(&by_id, limit)
-                {
-                    break;
-                }
-            }
-            for r in read_journal(&path)?.records {
-                if q.transform.as_ref().is_some_and(|t| t != &r.transform) {
-                    continue;
-                }
-                keep_finished(&mut by_id, r);
-            }
-        }
-        let mut out: Vec<RunRecord> = by_id.into_values().collect();
+        let mut out = self.newest_first(
+            |modified, found| {
+                q.limit.is_some_and(|limit| {
+                    found.len() >= limit && modified < nth_newest_start(found, limit)
+                })
+            },
+            |r| q.transform.as_ref().is_none_or(|t| t == &r.transform),
+        )?;
         if let Some(limit) = q.limit {
             out.sort_unstable_by(|a, b| (b.started, &b.id).cmp(&(a.started, &a.id)));
             out.truncate(limit);
@@ -127,29 +119,37 @@ impl LocalRuns {
     /// The records whose id starts with `prefix`, reading only journals modified at or after
     /// the earliest start such an id can have (ids begin with their start time).
     pub fn find(&self, prefix: &str) -> Result<Vec<RunRecord>> {
-        let stamp = &prefix[..prefix
-            .char_indices()
-            .map(|(i, c)| i + c.len_utf8())
-            .take_while(|&end| end <= 19)
-            .last()
-            .unwrap_or(0)];
-        let mut by_id: HashMap<String, RunRecord> = HashMap::new();
+        let width = DateTime::<Utc>::UNIX_EPOCH
+            .format(ID_TIME_FORMAT)
+            .to_string()
+            .len();
+        let stamp = prefix.get(..width).unwrap_or(prefix);
+        self.newest_first(
+            |modified, _| modified.format(ID_TIME_FORMAT).to_string().as_str() < stamp,
+            |r| r.id.starts_with(prefix),
+        )
+    }
+
+    /// The records `keep` accepts, one per id, from journals read newest-modified first until
+    /// `done(modified, found so far)` says no older journal can matter; `modified` already
+    /// allows for [`MTIME_SLACK`].
+    fn newest_first(
+        &self,
+        done: impl Fn(DateTime<Utc>, &HashMap<String, RunRecord>) -> bool,
+        keep: impl Fn(&RunRecord) -> bool,
+    ) -> Result<Vec<RunRecord>> {
+        let mut found: HashMap<String, RunRecord> = HashMap::new();
         for (path, modified) in self.files_newest_first()? {
-            if (modified + MTIME_SLACK)
-                .format(ID_TIME_FORMAT)
-                .to_string()
-                .as_str()
-                < stamp
-            {
+            if done(modified + MTIME_SLACK, &found) {
                 break;
             }
             for r in read_journal(&path)?.records {
-                if r.id.starts_with(prefix) {
-                    keep_finished(&mut by_id, r);
+                if keep(&r) {
+                    keep_finished(&mut found, r);
                 }
             }
         }
-        Ok(by_id.into_values().collect())
+        Ok(found.into_values().collect())
     }
 
     /// Deletes the archived journals last modified before `before` (every record in them started
